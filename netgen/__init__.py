@@ -1,0 +1,1 @@
+"""Generators for every network of the paper, as Caffe NetParameter messages."""
