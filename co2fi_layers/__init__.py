@@ -1,0 +1,1 @@
+"""Caffe Python layers of co2fi, one concern a file (py-faster-rcnn style)."""

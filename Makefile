@@ -1,0 +1,51 @@
+# co2fi: the two commands of the README are `make demo` and `make test`.
+# Everything else is a step they run, or a tool for developers.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CAFFE_FLAGS ?=
+PYTEST_ARGS ?=
+REQ_HASH := $(shell cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -c1-12)
+VENV_STAMP := $(VENV)/.co2fi-$(REQ_HASH)
+
+.PHONY: demo test venv caffe caffe-cuda caffe-cuda-compile caffe-cpp-tests netgen lint bench clean-venv
+
+demo: caffe                        ## the main job: synthetic data -> training -> evaluation -> tables
+	$(PY) tools/demo.py $(DEMO_ARGS)
+
+test: caffe                        ## every test, pycaffe's own 52 included
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+venv: $(VENV_STAMP)
+$(VENV_STAMP): requirements.txt requirements-dev.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.co2fi-* && touch $@
+
+caffe: venv                        ## CPU build (CUDA too when nvcc and a GPU are present)
+	tools/install_caffe.sh --venv $(VENV) $(CAFFE_FLAGS)
+
+caffe-cuda: venv                   ## CUDA build for Hopper (sm_90 + PTX); CO2FI_CUDA_ARCH to change
+	tools/install_caffe.sh --venv $(VENV) --cuda on $(CAFFE_FLAGS)
+
+caffe-cuda-compile: venv           ## prove the CUDA build compiles on a machine without a GPU
+	CO2FI_CUDA_COMPILE_ONLY=1 tools/install_caffe.sh --python $(PY) --cuda on $(CAFFE_FLAGS)
+
+caffe-cpp-tests: venv              ## build and run Caffe's C++ gtest suite (CPU); writes docs/caffe-cpp-tests.md
+	tools/caffe_cpp_tests.sh --python $(PY)
+
+netgen: caffe                      ## regenerate prototxt/ and solvers/
+	$(PY) -m netgen
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: caffe                       ## benchmarks: print figures and ratios (not tests)
+	$(PY) tools/bench_nets.py
+	$(PY) tools/bench_data.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,308 @@
+"""Net surgery: ImageNet weights into our nets, cross-modality init, bilinear upsampling.
+
+Name mapping (docs/DESIGN.md "Naming in generated nets"):
+
+- a tower prefix ``<anything>/`` is dropped: ``rgb_t3/conv1_1`` <- VGG-16 ``conv1_1``;
+- ``grouper_<name>`` comes from CNN_M_2048 ``<name>``: ``grouper_conv1`` <- ``conv1``
+  (also behind a tower prefix: ``flow_t1/grouper_conv1``);
+- every other name comes from VGG-16 under the same name.
+
+A layer absent from the source is skipped (new layers keep their fillers). A layer whose blobs
+do not match raises ``ShapeMismatchError`` unless its source name is in the allowed-skip list
+(by default ``fc8``: the ImageNet classifier has 1000 classes). Exception: the first convolution
+of a tower whose input is not RGB gets TSN's cross-modality initialisation (mean over the three
+RGB channels, replicated to every input channel: 2 x FLOW_STACK = 20 for flow).
+
+Caffemodels are read with ``caffe_pb2.NetParameter`` in Python: ``layer`` (current), ``layers``
+(V1, as the official VGG-16 and CNN_M_2048 files) and ``layers { layer }`` (V0) are all read; V1
+blobs carry legacy 4-d ``num/channels/height/width`` shapes, matched the way Caffe's
+``Blob::ShapeEquals`` does (``1x1x4096x25088`` fits ``4096x25088``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from netgen.paper import FLOW_STACK
+
+VGG16 = "vgg16"
+CNN_M_2048 = "cnn_m_2048"
+GROUPER_PREFIX = "grouper_"
+TOWER_SEPARATOR = "/"
+DEFAULT_ALLOWED_SKIP: tuple[str, ...] = ("fc8",)
+#: Source layers that take the image; these get cross-modality initialisation.
+FIRST_CONVS: tuple[str, ...] = ("conv1_1", "conv1")
+RGB_CHANNELS = 3
+FLOW_CHANNELS = 2 * FLOW_STACK
+
+
+class ShapeMismatchError(ValueError):
+    pass
+
+
+@dataclass
+class SourceLayer:
+    name: str
+    blobs: list[np.ndarray]
+    legacy_shape: list[bool]  # True where the blob's shape came from num/channels/height/width
+
+
+@dataclass
+class SourceModel:
+    path: str
+    format: str  # "layer" (current), "V1" or "V0"
+    layers: dict[str, SourceLayer]
+
+
+def caffe_pb2():
+    from caffe.proto import caffe_pb2 as pb2  # needs the built pycaffe
+
+    return pb2
+
+
+def _blob_array(blob) -> tuple[np.ndarray, bool]:
+    if blob.HasField("shape"):
+        shape, legacy = tuple(int(d) for d in blob.shape.dim), False
+    else:
+        shape, legacy = (blob.num, blob.channels, blob.height, blob.width), True
+    values = blob.double_data if len(blob.double_data) else blob.data
+    array = np.asarray(values, dtype=np.float32)
+    if array.size != int(np.prod(shape)):
+        raise ValueError(f"blob holds {array.size} values for shape {shape}")
+    return array.reshape(shape), legacy
+
+
+def source_model_from_proto(net_param, path: str = "<memory>") -> SourceModel:
+    layers: dict[str, SourceLayer] = {}
+    formats = set()
+    entries = [(layer.name, layer.blobs, "layer") for layer in net_param.layer]
+    for v1 in net_param.layers:
+        if v1.HasField("layer"):  # V0: the V0LayerParameter holds name and blobs
+            entries.append((v1.name or v1.layer.name, list(v1.blobs) or list(v1.layer.blobs),
+                            "V0"))
+        else:
+            entries.append((v1.name, v1.blobs, "V1"))
+    for name, blobs, fmt in entries:
+        formats.add(fmt)
+        if not len(blobs):
+            continue
+        if name in layers:
+            raise ValueError(f"{path}: layer {name!r} appears twice")
+        try:
+            arrays = [_blob_array(b) for b in blobs]
+        except ValueError as err:
+            raise ValueError(f"{path}: layer {name!r}: {err}") from err
+        layers[name] = SourceLayer(name, [a for a, _ in arrays], [leg for _, leg in arrays])
+    fmt = "+".join(sorted(formats)) if formats else "empty"
+    return SourceModel(path, fmt, layers)
+
+
+def read_caffemodel(path: str | os.PathLike) -> SourceModel:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: caffemodel not found")
+    net_param = caffe_pb2().NetParameter()
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        net_param.ParseFromString(data)
+    except Exception as err:  # protobuf raises DecodeError or RuntimeError by backend
+        raise ValueError(f"{path}: not a binary NetParameter (caffemodel): {err}") from err
+    return source_model_from_proto(net_param, path)
+
+
+# --- name mapping and shape rules ---------------------------------------------------------------
+
+def source_for(target_layer: str) -> tuple[str, str]:
+    """(source model, source layer name) for a layer of our nets."""
+    name = target_layer.rsplit(TOWER_SEPARATOR, 1)[-1]
+    if name.startswith(GROUPER_PREFIX):
+        return CNN_M_2048, name[len(GROUPER_PREFIX):]
+    return VGG16, name
+
+
+def legacy_shape_equals(legacy: Sequence[int], shape: Sequence[int]) -> bool:
+    """Caffe's Blob::ShapeEquals for a blob stored with num/channels/height/width."""
+    if len(shape) > 4:
+        return False
+    padded = (1,) * (4 - len(shape)) + tuple(shape)
+    return tuple(legacy) == padded
+
+
+def cross_modality_weights(rgb_weights: np.ndarray, channels: int) -> np.ndarray:
+    """TSN: average a first conv over its RGB input channels, replicate to ``channels``."""
+    if rgb_weights.ndim != 4 or rgb_weights.shape[1] != RGB_CHANNELS:
+        raise ValueError(f"cross-modality needs RGB conv weights (out, 3, h, w), "
+                         f"got {rgb_weights.shape}")
+    mean = rgb_weights.mean(axis=1, keepdims=True)
+    return np.repeat(mean, channels, axis=1).astype(np.float32)
+
+
+def bilinear_kernel(size: int) -> np.ndarray:
+    """Caffe's BilinearFiller kernel: f = ceil(k/2), c = (k-1)/(2f), (1-|x/f-c|)(1-|y/f-c|)."""
+    f = np.ceil(size / 2.0)
+    c = (size - 1) / (2.0 * f)
+    axis = 1 - np.abs(np.arange(size) / f - c)
+    return np.outer(axis, axis).astype(np.float32)
+
+
+def bilinear_weights(shape: Sequence[int]) -> np.ndarray:
+    """What Caffe's bilinear filler writes into a Deconvolution weight blob of ``shape``:
+    the same kernel in every (input, output) slot. Use group = channels for per-channel
+    upsampling (Caffe's documented use)."""
+    if len(shape) != 4 or shape[2] != shape[3]:
+        raise ValueError(f"bilinear weights need a square 4-d kernel blob, got {tuple(shape)}")
+    return np.broadcast_to(bilinear_kernel(int(shape[3])), tuple(shape)).copy()
+
+
+# --- transplant ----------------------------------------------------------------------------------
+
+@dataclass
+class SurgeryReport:
+    copied: list[tuple[str, str, str, str]] = field(default_factory=list)  # target, model, src, note
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # target, reason
+    bilinear: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"copied {len(self.copied)} layers, skipped {len(self.skipped)}, "
+                 f"bilinear {len(self.bilinear)}"]
+        lines += [f"  copied  {t} <- {m}:{s}{f' ({n})' if n else ''}"
+                  for t, m, s, n in self.copied]
+        lines += [f"  skipped {t}: {why}" for t, why in self.skipped]
+        lines += [f"  bilinear {t}" for t in self.bilinear]
+        return "\n".join(lines)
+
+
+def _adapt_blob(source: np.ndarray, legacy: bool, target_shape: tuple[int, ...],
+                src_name: str, cross_modality: bool) -> tuple[np.ndarray | None, str]:
+    """The source blob reshaped to fit the target, or None; and a note."""
+    if source.shape == target_shape:
+        return source, ""
+    if legacy and legacy_shape_equals(source.shape, target_shape):
+        return source.reshape(target_shape), "legacy shape"
+    if (cross_modality and src_name in FIRST_CONVS and source.ndim == 4
+            and len(target_shape) == 4 and source.shape[1] == RGB_CHANNELS
+            and target_shape[1] != RGB_CHANNELS
+            and (source.shape[0],) + source.shape[2:] == (target_shape[0],) + target_shape[2:]):
+        return (cross_modality_weights(source, target_shape[1]),
+                f"cross-modality {RGB_CHANNELS}->{target_shape[1]} channels")
+    return None, ""
+
+
+def transplant(target: Mapping[str, Sequence[np.ndarray]],
+               sources: Mapping[str, SourceModel],
+               allowed_skip: Sequence[str] = DEFAULT_ALLOWED_SKIP,
+               cross_modality: bool = True) -> SurgeryReport:
+    """Copy source blobs into ``target`` (layer name -> writable arrays) in place."""
+    report = SurgeryReport()
+    for layer, blobs in target.items():
+        model_name, src_name = source_for(layer)
+        model = sources.get(model_name)
+        if model is None:
+            report.skipped.append((layer, f"no {model_name} caffemodel given"))
+            continue
+        src = model.layers.get(src_name)
+        if src is None:
+            report.skipped.append((layer, f"{src_name!r} missing in {model.path}"))
+            continue
+        adapted, notes, problem = [], set(), ""
+        if len(src.blobs) != len(blobs):
+            problem = f"{len(blobs)} blobs in the net, {len(src.blobs)} in {model.path}"
+        else:
+            for i, (dst, blob, legacy) in enumerate(zip(blobs, src.blobs, src.legacy_shape)):
+                fitted, note = _adapt_blob(blob, legacy, tuple(dst.shape), src_name,
+                                           cross_modality)
+                if fitted is None:
+                    problem = (f"blob {i} has shape {tuple(dst.shape)} in the net, "
+                               f"{tuple(blob.shape)} in {model.path} layer {src_name!r}")
+                    break
+                adapted.append(fitted)
+                if note:
+                    notes.add(note)
+        if problem:
+            if src_name in allowed_skip or layer in allowed_skip:
+                report.skipped.append((layer, f"shape mismatch, allowed: {problem}"))
+                continue
+            raise ShapeMismatchError(
+                f"layer {layer!r} <- {model_name} {src_name!r}: {problem}. "
+                f"Add {src_name!r} to the allowed-skip list if this is intended.")
+        for dst, fitted in zip(blobs, adapted):
+            dst[...] = fitted
+        report.copied.append((layer, model_name, src_name, ", ".join(sorted(notes))))
+    return report
+
+
+def fill_bilinear(target: Mapping[str, Sequence[np.ndarray]], layers: Sequence[str],
+                  report: SurgeryReport | None = None) -> None:
+    for layer in layers:
+        weights = target[layer][0]
+        weights[...] = bilinear_weights(weights.shape)
+        if report is not None:
+            report.bilinear.append(layer)
+
+
+def max_bilinear_error(weights: np.ndarray) -> float:
+    return float(np.max(np.abs(weights - bilinear_weights(weights.shape))))
+
+
+# --- with pycaffe -------------------------------------------------------------------------------
+
+def _net_params(net) -> dict[str, list[np.ndarray]]:
+    return {name: [blob.data for blob in blobs] for name, blobs in net.params.items()}
+
+
+def deconvolution_layers(net) -> list[str]:
+    return [name for name, layer in zip(net._layer_names, net.layers)
+            if layer.type == "Deconvolution" and len(layer.blobs)]
+
+
+def initialise_net(net_prototxt: str | os.PathLike, out_caffemodel: str | os.PathLike, *,
+                   vgg16: str | os.PathLike | None = None,
+                   cnn_m_2048: str | os.PathLike | None = None,
+                   allowed_skip: Sequence[str] = DEFAULT_ALLOWED_SKIP,
+                   cross_modality: bool = True, bilinear: bool = True,
+                   phase: str = "test") -> SurgeryReport:
+    """Build ``net_prototxt`` with pycaffe (CPU), copy ImageNet weights, fill Deconvolution
+    layers bilinearly, and save the weights to ``out_caffemodel`` (atomically)."""
+    import caffe
+
+    caffe.set_mode_cpu()
+    sources = {}
+    if vgg16:
+        sources[VGG16] = read_caffemodel(vgg16)
+    if cnn_m_2048:
+        sources[CNN_M_2048] = read_caffemodel(cnn_m_2048)
+    if not sources:
+        raise ValueError("give at least one source caffemodel (VGG-16 or CNN_M_2048)")
+    caffe_phase = {"test": caffe.TEST, "train": caffe.TRAIN}[phase]
+    net = caffe.Net(os.fspath(net_prototxt), caffe_phase)
+    params = _net_params(net)
+    report = transplant(params, sources, allowed_skip, cross_modality)
+    if bilinear:
+        fill_bilinear(params, deconvolution_layers(net), report)
+    out = Path(out_caffemodel)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    try:
+        net.save(os.fspath(tmp))
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return report
+
+
+def describe_caffemodel(path: str | os.PathLike) -> str:
+    model = read_caffemodel(path)
+    lines = [f"{model.path}: format {model.format}, {len(model.layers)} layers with blobs"]
+    for layer in model.layers.values():
+        shapes = ", ".join(
+            f"{'x'.join(map(str, b.shape))}{' (legacy)' if leg else ''}"
+            for b, leg in zip(layer.blobs, layer.legacy_shape))
+        lines.append(f"  {layer.name}: {shapes}")
+    return "\n".join(lines)

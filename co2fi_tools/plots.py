@@ -1,0 +1,134 @@
+"""PNG plots: training curves from a parsed Caffe log, and confusion matrices (Agg backend)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
+import numpy as np  # noqa: E402
+
+from co2fi_tools.caffe_log import TrainingLog, sorted_series  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def _is_accuracy(name: str) -> bool:
+    return "acc" in name.lower()
+
+
+def _finite(values: Sequence[float]) -> bool:
+    return any(math.isfinite(v) for v in values)
+
+
+def plot_loss_heads(log: TrainingLog, path: Path, title: str = "") -> Path | None:
+    """One panel per loss head (raw value; its loss weight in the title), plus the total."""
+    panels: list[tuple[str, dict[int, float]]] = []
+    if log.loss:
+        panels.append(("total loss (smoothed, weighted sum)", log.loss))
+    for name in log.loss_heads():
+        panels.append((f"{name} (loss weight {log.train_loss_weight[name]:g})", log.train[name]))
+    for name, series in log.test.items():
+        if log.test_loss_weight.get(name) or name.startswith("test_loss"):
+            panels.append((f"test: {name}", series))
+    if not panels:
+        return None
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    for ax, (label, series) in zip(axes.flat, panels):
+        iters, values = sorted_series(series)
+        ax.plot(iters, values, lw=1)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        for restart in log.restarts:
+            ax.axvline(restart, color="grey", ls=":", lw=0.8)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_learning_rate(log: TrainingLog, path: Path, title: str = "") -> Path | None:
+    if not log.lr:
+        return None
+    iters, values = sorted_series(log.lr)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.step(iters, values, where="post")
+    if all(v > 0 for v in values):
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title or "learning rate")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_accuracy(log: TrainingLog, path: Path, title: str = "") -> Path | None:
+    """Every output whose name contains 'acc', test and train, in one axes."""
+    curves = [(f"test: {n}", s) for n, s in log.test.items() if _is_accuracy(n)]
+    curves += [(f"train: {n}", s) for n, s in log.train.items() if _is_accuracy(n)]
+    curves = [(label, s) for label, s in curves if _finite(list(s.values()))]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, series in curves:
+        iters, values = sorted_series(series)
+        ax.plot(iters, values, marker="o" if label.startswith("test") else None, ms=3, lw=1,
+                label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(title or "accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_training_curves(log: TrainingLog, out_dir: str | os.PathLike,
+                         title: str = "") -> list[Path]:
+    """Writes loss_heads.png, lr.png and accuracy.png (those with data) into ``out_dir``."""
+    out = Path(out_dir)
+    written = [plot_loss_heads(log, out / "loss_heads.png", title),
+               plot_learning_rate(log, out / "lr.png", title),
+               plot_accuracy(log, out / "accuracy.png", title)]
+    return [p for p in written if p is not None]
+
+
+def plot_confusion_matrix(confusion: np.ndarray, path: str | os.PathLike,
+                          class_names: Sequence[str] | None = None, title: str = "",
+                          normalise: bool = True) -> Path:
+    """Rows: true class, columns: predicted; rows normalised to recall when ``normalise``."""
+    confusion = np.asarray(confusion, dtype=np.float64)
+    shown = confusion
+    if normalise:
+        support = confusion.sum(axis=1, keepdims=True)
+        shown = np.divide(confusion, support, out=np.zeros_like(confusion), where=support > 0)
+    n = confusion.shape[0]
+    side = min(24.0, max(4.0, 0.18 * n + 2))
+    fig, ax = plt.subplots(figsize=(side, side))
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalise else None,
+                      interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if class_names is not None and n <= 120:
+        fontsize = 8 if n <= 30 else 4
+        ax.set_xticks(range(n), class_names, rotation=90, fontsize=fontsize)
+        ax.set_yticks(range(n), class_names, fontsize=fontsize)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "confusion matrix")
+    return _save(fig, Path(path))

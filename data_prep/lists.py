@@ -1,0 +1,223 @@
+"""TSN-style lists from split files: ``<frame_dir> <num_frames> <label>`` (python -m data_prep.lists).
+
+Writes ``{rgb,flow}_{train,val}_split<k>.txt`` into ``--out-dir`` and, with ``--fraction``, a
+class-stratified subset of the training list ``{rgb,flow}_train_split<k>_frac<1/f>.txt`` (the
+grouper's 1/8, paper.GROUPER_DATA_FRACTION). ``num_frames`` is the number of img_ files for rgb
+lists and of flow_x_ files for flow lists. Every listed video is checked: its folder exists, is
+complete (``.done``, unless ``--no-require-done`` for rawframes made by other tools), and its
+counts agree (flow_x = flow_y, and rgb - flow is 1 (ours) or 0 (some TSN tools)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from data_prep import rawframes
+from data_prep.errors import DataError
+from data_prep.splits import DATASET_READERS, SplitEntry, read_split
+from netgen import paper
+
+MODALITIES = ("rgb", "flow")
+
+
+@dataclass(frozen=True)
+class ListItem:
+    frame_dir: str
+    num_frames: int
+    label: int
+
+
+def list_line(item: ListItem) -> str:
+    return f"{item.frame_dir} {item.num_frames} {item.label}"
+
+
+def check_video(frame_dir: Path, require_done: bool, modalities: Sequence[str]) -> dict[str, int]:
+    """Frame counts {"rgb": F, "flow": F - 1} of one folder; DataError on any inconsistency."""
+    if not frame_dir.is_dir():
+        raise DataError(frame_dir, "no frame folder (not extracted?)")
+    if require_done and not rawframes.is_done(frame_dir):
+        raise DataError(frame_dir, "extraction incomplete: no .done marker")
+    counts = rawframes.count_frames(frame_dir)
+    if counts.rgb == 0 and "rgb" in modalities:
+        raise DataError(frame_dir, "no img_ frames")
+    if "flow" in modalities:
+        if counts.flow_x != counts.flow_y:
+            raise DataError(frame_dir, f"{counts.flow_x} flow_x but {counts.flow_y} flow_y frames")
+        if counts.flow_x == 0:
+            raise DataError(frame_dir, "no flow frames")
+        if "rgb" in modalities and counts.rgb - counts.flow_x not in (0, 1):
+            raise DataError(frame_dir, f"{counts.rgb} img_ frames but {counts.flow_x} flow frames")
+    if rawframes.is_done(frame_dir):
+        done = rawframes.read_done(frame_dir)
+        recorded = (done.get("frames"), done.get("flow_frames"))
+        if recorded[0] is not None and recorded[0] != counts.rgb:
+            raise DataError(frame_dir, f".done records {recorded[0]} frames, found {counts.rgb}")
+        if recorded[1] is not None and recorded[1] != counts.flow_x:
+            raise DataError(
+                frame_dir, f".done records {recorded[1]} flow frames, found {counts.flow_x}"
+            )
+    return {"rgb": counts.rgb, "flow": counts.flow_x}
+
+
+def stratified_subset(
+    items: Sequence[ListItem], fraction: float, seed: int = 0
+) -> list[ListItem]:
+    """About ``fraction`` of each class (at least one video a class), original order kept."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for i, item in enumerate(items):
+        by_class[item.label].append(i)
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for label in sorted(by_class):
+        members = by_class[label]
+        n = max(1, round(len(members) * fraction))
+        keep.extend(rng.choice(members, size=n, replace=False).tolist())
+    return [items[i] for i in sorted(keep)]
+
+
+def fraction_tag(fraction: float) -> str:
+    """1/8 -> "frac8"; other fractions by their decimal digits ("frac0.3")."""
+    inverse = 1 / fraction
+    return f"frac{round(inverse)}" if math.isclose(inverse, round(inverse)) else f"frac{fraction:g}"
+
+
+@dataclass
+class ListReport:
+    written: list[Path]
+    problems: list[DataError]
+
+
+def build_lists(
+    dataset: str,
+    splits_dir: str | os.PathLike[str],
+    frames_root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    split: int,
+    modalities: Sequence[str] = MODALITIES,
+    absolute: bool = False,
+    require_done: bool = True,
+    skip_missing: bool = False,
+    fraction: float | None = None,
+    seed: int = 0,
+) -> ListReport:
+    """Writes the lists of one split; problems are collected (and the lists not written unless
+    ``skip_missing``, in which case the bad videos are left out)."""
+    parsed = read_split(dataset, splits_dir, split)
+    frames_root = Path(frames_root)
+    out_dir = Path(out_dir)
+    problems: list[DataError] = []
+
+    def items_of(entries: Sequence[SplitEntry]) -> dict[str, list[ListItem]]:
+        out: dict[str, list[ListItem]] = {m: [] for m in modalities}
+        for entry in entries:
+            vid = rawframes.video_id(entry.video)
+            folder = frames_root / vid
+            try:
+                counts = check_video(folder, require_done, modalities)
+            except DataError as exc:
+                problems.append(exc)
+                continue
+            name = str(folder.resolve()) if absolute else vid
+            for m in modalities:
+                out[m].append(ListItem(name, counts[m], entry.label))
+        return out
+
+    train, val = items_of(parsed.train), items_of(parsed.test)
+    written: list[Path] = []
+    if problems and not skip_missing:
+        return ListReport(written, problems)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {}
+    for m in modalities:
+        outputs[f"{m}_train_split{split}.txt"] = train[m]
+        outputs[f"{m}_val_split{split}.txt"] = val[m]
+        if fraction is not None:
+            subset = stratified_subset(train[m], fraction, seed)
+            outputs[f"{m}_train_split{split}_{fraction_tag(fraction)}.txt"] = subset
+    for name, items in outputs.items():
+        path = out_dir / name
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(list_line(item) + "\n" for item in items), encoding="utf-8")
+        os.replace(tmp, path)
+        written.append(path)
+    return ListReport(written, problems)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m data_prep.lists", description=__doc__.split("\n")[0])
+    p.add_argument("dataset", choices=sorted(DATASET_READERS))
+    p.add_argument("splits_dir", help="folder of classInd/trainlist/testlist or HMDB51 split files")
+    p.add_argument("frames_root", help="rawframes root (one folder per video)")
+    p.add_argument("out_dir", help="where the lists go")
+    p.add_argument("--split", type=int, nargs="+", default=[1], help="split numbers (default 1)")
+    p.add_argument("--modality", nargs="+", choices=MODALITIES, default=list(MODALITIES))
+    p.add_argument("--absolute", action="store_true", help="write absolute frame folders")
+    p.add_argument(
+        "--no-require-done",
+        dest="require_done",
+        action="store_false",
+        help="accept folders without .done (rawframes made by TSN's tools)",
+    )
+    p.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="leave bad/missing videos out of the lists instead of writing none (exit code 1)",
+    )
+    p.add_argument(
+        "--fraction",
+        type=float,
+        nargs="?",
+        const=paper.GROUPER_DATA_FRACTION,
+        default=None,
+        help="also write a class-stratified subset of the training list "
+        "(no value: paper.GROUPER_DATA_FRACTION)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the subset draw")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    status = 0
+    for split in args.split:
+        try:
+            report = build_lists(
+                args.dataset,
+                args.splits_dir,
+                args.frames_root,
+                args.out_dir,
+                split,
+                modalities=args.modality,
+                absolute=args.absolute,
+                require_done=args.require_done,
+                skip_missing=args.skip_missing,
+                fraction=args.fraction,
+                seed=args.seed,
+            )
+        except DataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for problem in report.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if report.problems:
+            status = 1
+            verb = "left out" if args.skip_missing else "no lists written"
+            print(f"split {split}: {len(report.problems)} bad videos ({verb})", file=sys.stderr)
+        for path in report.written:
+            print(path)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Small NetSpec helpers shared by every generator: scopes, parameter specs, conv/fc/pool blocks.
+
+A ``Scope`` names layers and blobs of one tower (``rgb_t3/conv1_1``), gives shared towers common
+parameter names (``flow/conv1_1/0``) and freezes towers (``lr_mult: 0``). Layer names follow the
+FCN/HED NetSpec idiom: every layer is assigned to the NetSpec under its own name, in-place
+ReLU/Dropout layers included, so ``relu1_1`` works in place on blob ``conv1_1`` as in the
+official VGG-16 prototxt.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from caffe import layers as L
+from caffe.net_spec import NetSpec, Top
+from caffe.proto import caffe_pb2
+
+#: Keyword arguments that keep a layer in the TRAIN phase only / TEST phase only.
+TRAIN_ONLY: dict[str, Any] = {"include": {"phase": caffe_pb2.TRAIN}}
+TEST_ONLY: dict[str, Any] = {"include": {"phase": caffe_pb2.TEST}}
+
+WEIGHT_FILLER: dict[str, Any] = {"type": "xavier"}
+BIAS_FILLER: dict[str, Any] = {"type": "constant", "value": 0.0}
+LSTM_FILLER: dict[str, Any] = {"type": "uniform", "min": -0.08, "max": 0.08}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Naming and parameter policy of one tower."""
+
+    #: Prepended to every layer and blob name, e.g. ``"rgb_t3/"``.
+    prefix: str = ""
+    #: Towers with the same ``share`` key share parameters (param { name: "<share>/<layer>/<i>" }).
+    share: str | None = None
+    #: Frozen: every parameter gets lr_mult 0 and decay_mult 0.
+    frozen: bool = False
+
+    def name(self, layer: str) -> str:
+        return self.prefix + layer
+
+    def frozen_copy(self) -> Scope:
+        return Scope(self.prefix, self.share, True)
+
+    def params(
+        self, layer: str, lr: Sequence[float] = (1.0, 2.0), decay: Sequence[float] = (1.0, 0.0)
+    ) -> list[dict[str, Any]]:
+        """ParamSpecs of a layer with len(lr) blobs (weights lr 1 decay 1, biases lr 2 decay 0)."""
+        specs = []
+        for i, (lr_mult, decay_mult) in enumerate(zip(lr, decay, strict=True)):
+            spec: dict[str, Any] = {"lr_mult": 0.0 if self.frozen else lr_mult,
+                                    "decay_mult": 0.0 if self.frozen else decay_mult}
+            if self.share is not None:
+                spec["name"] = f"{self.share}/{layer}/{i}"
+            specs.append(spec)
+        return specs
+
+
+def python_param(module: str, layer: str, params: dict[str, Any]) -> dict[str, Any]:
+    """python_param with a deterministic JSON param_str."""
+    return {"module": module, "layer": layer, "param_str": json.dumps(params, sort_keys=True)}
+
+
+def conv(
+    n: NetSpec,
+    s: Scope,
+    name: str,
+    bottom: Top,
+    num_output: int,
+    kernel: int,
+    stride: int = 1,
+    pad: int = 0,
+    relu: str | None = None,
+) -> Top:
+    """Convolution (+ in-place ReLU named ``relu``); returns the output blob."""
+    n[s.name(name)] = L.Convolution(
+        bottom,
+        name=s.name(name),
+        param=s.params(name),
+        convolution_param={
+            "num_output": num_output, "kernel_size": kernel, "stride": stride, "pad": pad,
+            "weight_filler": WEIGHT_FILLER, "bias_filler": BIAS_FILLER,
+        },
+    )
+    top = n[s.name(name)]
+    if relu is not None:
+        n[s.name(relu)] = L.ReLU(top, in_place=True, name=s.name(relu))
+        top = n[s.name(relu)]
+    return top
+
+
+def fc(
+    n: NetSpec,
+    s: Scope,
+    name: str,
+    bottom: Top,
+    num_output: int,
+    relu: str | None = None,
+    dropout: tuple[str, float] | None = None,
+    param_layer: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Top:
+    """InnerProduct (+ in-place ReLU, + in-place Dropout (name, ratio)).
+
+    ``param_layer`` names the parameters when several layers share one FC (per-step scores).
+    """
+    n[s.name(name)] = L.InnerProduct(
+        bottom,
+        name=s.name(name),
+        param=s.params(param_layer or name),
+        inner_product_param={
+            "num_output": num_output, "weight_filler": WEIGHT_FILLER, "bias_filler": BIAS_FILLER,
+        },
+        **(extra or {}),
+    )
+    top = n[s.name(name)]
+    if relu is not None:
+        n[s.name(relu)] = L.ReLU(top, in_place=True, name=s.name(relu), **(extra or {}))
+        top = n[s.name(relu)]
+    if dropout is not None and dropout[1] > 0:
+        drop_name, ratio = dropout
+        n[s.name(drop_name)] = L.Dropout(
+            top, in_place=True, name=s.name(drop_name), dropout_param={"dropout_ratio": ratio},
+            **(extra or {}),
+        )
+        top = n[s.name(drop_name)]
+    return top
+
+
+def max_pool(n: NetSpec, s: Scope, name: str, bottom: Top, kernel: int, stride: int) -> Top:
+    n[s.name(name)] = L.Pooling(
+        bottom, name=s.name(name),
+        pooling_param={"pool": caffe_pb2.PoolingParameter.MAX, "kernel_size": kernel,
+                       "stride": stride},
+    )
+    return n[s.name(name)]
+
+
+def flatten_steps(n: NetSpec, name: str, bottom: Top, width: int) -> Top:
+    """1 x B x W (one LSTM step) -> B x W."""
+    n[name] = L.Reshape(bottom, name=name, reshape_param={"shape": {"dim": [-1, width]}})
+    return n[name]
+
+
+def as_step(n: NetSpec, name: str, bottom: Top, width: int) -> Top:
+    """B x ... (width W in all) -> 1 x B x W, one time step of a T x B x W sequence."""
+    n[name] = L.Reshape(bottom, name=name, reshape_param={"shape": {"dim": [1, -1, width]}})
+    return n[name]

@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Build BVLC Caffe + pycaffe for co2fi, reproducibly, into a cache outside the clone.
+#
+# Source: Debian's `caffe` source package (BVLC commit 99bd997 + Debian's patch series), fetched
+# with apt-get through a private sources list and state directory, verified by sha256; or a BVLC
+# checkout given as CAFFE_SRC=/path. Then the project's patches (caffe_patches/series), a CMake
+# build, and an install into ~/.cache/co2fi/caffe-<key>/, where <key> hashes everything that goes
+# into the build. The build runs in a temporary folder that is moved into place only when complete.
+#
+# Usage: tools/install_caffe.sh [--cuda auto|on|off] [--cuda-arch 90] [--cudnn on|off]
+#                               [--python PY] [--venv DIR] [--jobs N] [--print-prefix] [--deps-only]
+# Environment: CO2FI_CACHE (default ~/.cache/co2fi), CAFFE_SRC, CO2FI_CUDA, CO2FI_CUDA_ARCH,
+#   CO2FI_CUDA_COMPILE_ONLY=1 (CUDA build on a machine with nvcc but no GPU: proves it compiles).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${CO2FI_CACHE:-$HOME/.cache/co2fi}
+cuda=${CO2FI_CUDA:-auto}
+cuda_arch=${CO2FI_CUDA_ARCH:-90}
+cudnn=off
+python=""
+venv=""
+jobs=$(nproc)
+print_prefix=0
+deps_only=0
+
+readonly DEB_VERSION="1.0.0+git20180821.99bd997-8"
+readonly DEB_SUITE="bullseye"
+readonly ORIG_TARBALL="caffe_1.0.0+git20180821.99bd997.orig.tar.gz"
+readonly ORIG_SHA256="e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c"
+readonly APT_MIRROR=${CO2FI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+die() { echo "install_caffe: error: $*" >&2; exit 1; }
+say() { echo "install_caffe: $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cuda) cuda=$2; shift 2 ;;
+    --cuda-arch) cuda_arch=$2; shift 2 ;;
+    --cudnn) cudnn=$2; shift 2 ;;
+    --python) python=$2; shift 2 ;;
+    --venv) venv=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --print-prefix) print_prefix=1; shift ;;
+    --deps-only) deps_only=1; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+case "$cuda" in auto|on|off) ;; *) die "--cuda must be auto, on or off, not '$cuda'" ;; esac
+case "$cudnn" in on|off) ;; *) die "--cudnn must be on or off, not '$cudnn'" ;; esac
+[[ "$cuda_arch" =~ ^[0-9]+$ ]] || die "--cuda-arch must be a number such as 90, not '$cuda_arch'"
+
+if [ -z "$python" ]; then
+  if [ -n "$venv" ] && [ -x "$venv/bin/python" ]; then python=$venv/bin/python; else python=python3; fi
+fi
+command -v "$python" >/dev/null || die "no Python interpreter '$python'"
+
+# ---- CUDA: auto means on when nvcc and a GPU are both present --------------------------------
+nvcc_bin=$(command -v nvcc || true)
+if [ "$cuda" = auto ]; then
+  if [ -n "$nvcc_bin" ] && command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+    cuda=on
+  else
+    cuda=off
+  fi
+fi
+if [ "$cuda" = on ]; then
+  [ -n "$nvcc_bin" ] || die "--cuda on needs nvcc on PATH"
+  if ! { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; } \
+      && [ "${CO2FI_CUDA_COMPILE_ONLY:-0}" != 1 ]; then
+    die "--cuda on but no GPU is visible; set CO2FI_CUDA_COMPILE_ONLY=1 to build anyway"
+  fi
+  cuda_root=$(cd "$(dirname "$(readlink -f "$nvcc_bin")")/.." && pwd)
+  [ -f "$cuda_root/include/cuda_runtime.h" ] || cuda_root=/usr/local/cuda
+fi
+
+# ---- System packages -------------------------------------------------------------------------
+deb_packages=(build-essential cmake pkg-config dpkg-dev libboost-system-dev libboost-thread-dev
+  libboost-filesystem-dev libboost-python-dev libprotobuf-dev protobuf-compiler
+  libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev liblmdb-dev graphviz)
+missing=()
+for p in "${deb_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2 || die "apt-get update failed"
+    # shellcheck disable=SC2086
+    $cmd -qq >&2 || die "apt-get install failed: $cmd"
+  else
+    echo "install_caffe: missing system packages; as root run:" >&2
+    echo "  sudo apt-get update && sudo $cmd" >&2
+    exit 2
+  fi
+fi
+
+# pycaffe's build needs numpy >= 2 headers: compiled against numpy 2 it loads under 1.x and 2.x.
+np_version=$("$python" -c "import numpy; print(numpy.__version__)" 2>/dev/null) \
+  || die "$python has no numpy; install it first (pip install -r requirements.txt)"
+[ "${np_version%%.*}" -ge 2 ] || die "numpy $np_version in $python: pycaffe must be built against numpy >= 2"
+
+# cuBLAS/cuRAND: the slim nvcc 13 toolkit on some machines lacks them; PyPI's wheels have them.
+cuda_extra=""
+if [ "$cuda" = on ] && [ ! -f "$cuda_root/include/cublas_v2.h" ]; then
+  cuda_extra="$cache/cuda-extra"
+  if [ ! -f "$cuda_extra/.done" ]; then
+    say "CUDA toolkit at $cuda_root lacks cuBLAS/cuRAND: installing nvidia-cublas and nvidia-curand"
+    rm -rf "$cuda_extra.tmp"
+    "$python" -m pip install -q --target "$cuda_extra.tmp" nvidia-cublas nvidia-curand >&2 \
+      || die "pip install nvidia-cublas nvidia-curand failed"
+    rm -rf "$cuda_extra" && mv "$cuda_extra.tmp" "$cuda_extra" && touch "$cuda_extra/.done"
+  fi
+fi
+[ "$deps_only" = 1 ] && { say "dependencies present"; exit 0; }
+
+# ---- Source ----------------------------------------------------------------------------------
+mkdir -p "$cache/src" "$cache/logs"
+fetch_debian_source() {
+  local dir=$cache/src/debian-$DEB_VERSION
+  if [ ! -f "$dir/.done" ]; then
+    say "fetching Debian source package caffe=$DEB_VERSION ($DEB_SUITE)"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/apt/lists/partial" "$dir.tmp/apt/cache/archives/partial"
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $APT_MIRROR $DEB_SUITE main" \
+      > "$dir.tmp/apt/sources.list"
+    local o=(-o "Dir::Etc::SourceList=$dir.tmp/apt/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+             -o "Dir::State::Lists=$dir.tmp/apt/lists" -o "Dir::Cache=$dir.tmp/apt/cache"
+             -o "APT::Sandbox::User=root")
+    apt-get "${o[@]}" -qq update >&2 || die "apt-get update of the private $DEB_SUITE source list failed"
+    (cd "$dir.tmp" && apt-get "${o[@]}" -qq source --download-only "caffe=$DEB_VERSION" >&2) \
+      || die "apt-get source caffe=$DEB_VERSION failed"
+    rm -rf "$dir.tmp/apt"
+    mv "$dir.tmp" "$dir" && touch "$dir/.done"
+  fi
+  local got
+  got=$(sha256sum "$dir/$ORIG_TARBALL" | cut -d' ' -f1)
+  if [ "$got" != "$ORIG_SHA256" ]; then
+    die "checksum mismatch for $dir/$ORIG_TARBALL: expected $ORIG_SHA256, got $got (delete $dir to fetch again)"
+  fi
+  echo "$dir"
+}
+
+if [ -n "${CAFFE_SRC:-}" ]; then
+  [ -f "$CAFFE_SRC/CMakeLists.txt" ] && [ -d "$CAFFE_SRC/src/caffe" ] \
+    || die "CAFFE_SRC=$CAFFE_SRC is not a BVLC Caffe checkout (no CMakeLists.txt or src/caffe)"
+  if git -C "$CAFFE_SRC" rev-parse HEAD >/dev/null 2>&1; then
+    src_id="git:$(git -C "$CAFFE_SRC" rev-parse HEAD):$(git -C "$CAFFE_SRC" status --porcelain | sha256sum | cut -c1-16)"
+  else
+    src_id="tree:$(cd "$CAFFE_SRC" && find src include python cmake CMakeLists.txt -type f -print0 \
+      | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+  fi
+else
+  deb_dir=$(fetch_debian_source)
+  src_id="debian:$DEB_VERSION:$ORIG_SHA256:$(sha256sum "$deb_dir"/*.debian.tar.* | cut -c1-16)"
+fi
+
+# ---- Cache key: everything that goes into the build ------------------------------------------
+py_id=$("$python" -c "import sys, numpy; print('%d.%d' % sys.version_info[:2], numpy.__version__.split('.')[0])")
+toolchain="$(gcc -dumpfullversion) $(protoc --version) $(cmake --version | head -1)"
+[ "$cuda" = on ] && toolchain="$toolchain $("$nvcc_bin" --version | tail -1)"
+key=$( {
+  echo "$src_id"; echo "python=$py_id"; echo "toolchain=$toolchain"
+  echo "cuda=$cuda arch=$cuda_arch cudnn=$cudnn"
+  cat "$repo/tools/install_caffe.sh"
+  for p in $(cat "$repo/caffe_patches/series"); do cat "$repo/caffe_patches/$p"; done
+} | sha256sum | cut -c1-16)
+variant=cpu; [ "$cuda" = on ] && variant=cuda$cuda_arch
+prefix=$cache/caffe-$variant-$key
+
+link_venv() {
+  [ -n "$venv" ] || return 0
+  local site
+  site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+  echo "$prefix/python" > "$site/co2fi-pycaffe.pth"
+  ln -sfn "$prefix" "$venv/caffe"
+  say "pycaffe linked into $venv ($site/co2fi-pycaffe.pth)"
+}
+
+if [ "$print_prefix" = 1 ]; then echo "$prefix"; [ -f "$prefix/.complete" ]; exit; fi
+if [ -f "$prefix/.complete" ]; then
+  say "cached build: $prefix"
+  link_venv
+  echo "$prefix"
+  exit 0
+fi
+
+# ---- Build -----------------------------------------------------------------------------------
+exec 9>"$cache/.lock-$key"
+flock 9
+if [ -f "$prefix/.complete" ]; then link_venv; echo "$prefix"; exit 0; fi   # built while we waited
+
+work=$(mktemp -d "$cache/build-$variant-$key.XXXXXX")
+log=$cache/logs/build-$variant-$key-$(date +%Y%m%d-%H%M%S).log
+cleanup() { rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+fail() {
+  echo "install_caffe: build failed ($1). Full log: $log" >&2
+  echo "---- last lines of the log ----" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+}
+
+say "building Caffe ($variant, key $key) in $work; log: $log"
+src=$work/src
+if [ -n "${CAFFE_SRC:-}" ]; then
+  cp -a "$CAFFE_SRC" "$src"
+else
+  (cd "$deb_dir" && dpkg-source --no-check -x caffe_"$DEB_VERSION".dsc "$src") >>"$log" 2>&1 \
+    || fail "dpkg-source could not unpack the Debian source package"
+fi
+for p in $(cat "$repo/caffe_patches/series"); do
+  echo "== applying $p" >>"$log"
+  patch -d "$src" -p1 --forward < "$repo/caffe_patches/$p" >>"$log" 2>&1 || fail "patch $p does not apply"
+done
+
+py_inc=$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+py_lib=$("$python" -c "
+import sysconfig, os
+d, n = sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('LDLIBRARY')
+print(os.path.join(d, n) if d and n and os.path.exists(os.path.join(d, n)) else '')")
+np_inc=$("$python" -c "import numpy; print(numpy.get_include())")
+
+cmake_args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
+  -Dpython_version=3 -DPYTHON_EXECUTABLE="$("$python" -c 'import sys; print(sys.executable)')"
+  -DPYTHON_INCLUDE_DIR="$py_inc" -DNUMPY_INCLUDE_DIR="$np_inc"
+  -DBUILD_python=ON -DBUILD_python_layer=ON -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=ON
+  -DUSE_HDF5=ON -DBLAS=Open -DBUILD_docs=OFF -DBUILD_matlab=OFF -DUSE_NCCL=OFF
+  -DCMAKE_INSTALL_RPATH="$prefix/lib")
+[ -n "$py_lib" ] && cmake_args+=(-DPYTHON_LIBRARY="$py_lib")
+if [ "$cuda" = on ]; then
+  cmake_args+=(-DCPU_ONLY=OFF -DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DCUDA_ARCH_NAME=Manual
+    -DCUDA_ARCH_BIN="$cuda_arch" -DCUDA_ARCH_PTX="$cuda_arch"
+    -DUSE_CUDNN="$([ "$cudnn" = on ] && echo ON || echo OFF)")
+  if [ -n "$cuda_extra" ]; then
+    nv=$(find "$cuda_extra/nvidia" -maxdepth 2 -name include -type d | head -1)
+    nvlib=$(dirname "$nv")/lib
+    cmake_args+=(-DCUDA_cublas_LIBRARY="$(ls "$nvlib"/libcublas.so* | head -1)"
+      -DCUDA_curand_LIBRARY="$(ls "$nvlib"/libcurand.so* | head -1)"
+      -DCMAKE_CXX_FLAGS="-I$nv" -DCUDA_NVCC_FLAGS="-I$nv"
+      -DCMAKE_INSTALL_RPATH="$prefix/lib;$nvlib")
+  fi
+else
+  cmake_args+=(-DCPU_ONLY=ON)
+fi
+
+{ echo "== cmake ${cmake_args[*]}"; } >>"$log"
+mkdir -p "$src/build"
+(cd "$src/build" && cmake "${cmake_args[@]}" ..) >>"$log" 2>&1 || fail "cmake configure"
+say "compiling with $jobs jobs (a CPU build takes about 3 minutes on 2 cores)"
+(cd "$src/build" && make -j"$jobs" caffe pycaffe caffe.bin) >>"$log" 2>&1 || fail "make"
+(cd "$src/build" && make install DESTDIR="$work/stage") >>"$log" 2>&1 || fail "make install"
+
+stage=$work/stage$prefix
+# Layout: python/ holds the caffe package (CMake put it under lib/python3/dist-packages, and
+# Caffe's scripts such as draw_net.py under python/: those go to share/caffe/python-scripts).
+mkdir -p "$stage/share/caffe"
+mv "$stage/python" "$stage/share/caffe/python-scripts"
+mv "$stage/lib/python3/dist-packages" "$stage/python"
+rmdir "$stage/lib/python3"
+cp -a "$src/python/caffe/test" "$stage/python/caffe/test"      # pycaffe's own unit tests
+# ... whose test_draw draws every prototxt of the source's models/ and examples/.
+(cd "$src" && find models examples -name '*.prototxt' -exec cp --parents {} "$stage" \;)
+cat > "$stage/co2fi-build.json" <<EOF
+{"key": "$key", "variant": "$variant", "source": "$src_id", "python": "$py_id",
+ "toolchain": "$toolchain", "cuda": "$cuda", "cuda_arch": "$cuda_arch", "cudnn": "$cudnn",
+ "cuda_extra": "$cuda_extra", "built": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
+EOF
+PYTHONPATH="$stage/python" "$python" -c "import caffe" >>"$log" 2>&1 \
+  || PYTHONPATH="$stage/python" LD_LIBRARY_PATH="$stage/lib" "$python" -c "import caffe" >>"$log" 2>&1 \
+  || fail "the built pycaffe does not import"
+touch "$stage/.complete"
+rm -rf "$prefix"
+mv "$stage" "$prefix"
+say "installed $prefix"
+link_venv
+echo "$prefix"
