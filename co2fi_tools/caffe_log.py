@@ -3,10 +3,10 @@
 The lines come from BVLC Caffe's ``solver.cpp`` and ``sgd_solver.cpp``::
 
     I1124 10:00:00.000000  4242 solver.cpp:218] Iteration 100 (1.2 iter/s, 80s/20 iters), loss = 0.5
-    I1124 10:00:00.000000  4242 solver.cpp:237]     Train net output #0: loss_c2f = 2.3 (* 0.0198 = 0.0455 loss)
-    I1124 10:00:00.000000  4242 sgd_solver.cpp:105] Iteration 100, lr = 0.01
-    I1124 10:00:00.000000  4242 solver.cpp:330] Iteration 500, Testing net (#0)
-    I1124 10:00:00.000000  4242 solver.cpp:397]     Test net output #0: accuracy = 0.3
+    I1124 ... solver.cpp:237]     Train net output #0: loss_c2f = 2.3 (* 0.0198 = 0.0455 loss)
+    I1124 ... sgd_solver.cpp:105] Iteration 100, lr = 0.01
+    I1124 ... solver.cpp:330] Iteration 500, Testing net (#0)
+    I1124 ... solver.cpp:397]     Test net output #0: accuracy = 0.3
 
 Older Caffe prints ``Iteration 100, loss = 0.5``; both are read. Matching is by search, not by
 line start, so lines interleaved with other output (a Python layer's prints, another thread's
@@ -32,7 +32,7 @@ _OUTPUT = re.compile(r"(Train|Test) net output #(\d+): (\S+) = " + _NUM
                      + r"(?: \(\* " + _NUM + r" = " + _NUM + r" loss\))?", re.IGNORECASE)
 _TEST_LOSS = re.compile(r"Test loss: " + _NUM, re.IGNORECASE)
 _RESTORE = re.compile(r"Restoring previous solver status from (\S+)")
-_SPEED = re.compile(r"([-+0-9.eE]+) iter/s")
+_SPEED = re.compile(_NUM + r" iter/s", re.IGNORECASE)
 
 Series = dict[int, float]
 
@@ -90,7 +90,7 @@ def parse_lines(lines: Iterable[str]) -> TrainingLog:
             train_iter, test_iter = it, None
             log.loss[it] = _float(m.group(3))
             if m.group(2) and (speed := _SPEED.search(m.group(2))):
-                log.iter_per_s[it] = float(speed.group(1))
+                log.iter_per_s[it] = _float(speed.group(1))
         elif m := _LR.search(line):
             log.lr[int(m.group(1))] = _float(m.group(2))
         elif m := _TEST_START.search(line):

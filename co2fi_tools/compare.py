@@ -234,8 +234,9 @@ def to_markdown(sections: Sequence[Section], metric: str = "mean_class") -> str:
         out += [f"### {pt.TABLE_TITLES[s.table]} — ours: {pt.dataset_label(s.our_dataset)} "
                 f"{pt.split_label(s.our_split)}", "", f"*{s.caption}.*", "", header, rule]
         for r in s.rows:
-            line = (f"| {r.method} | {r.stream} | {_pct(r.paper)} | "
-                    f"{_pct(_our_value(r.ours, 'mean_class'))} | {_pct(_our_value(r.ours, 'top1'))} |")
+            mean_class, top1 = _our_value(r.ours, "mean_class"), _our_value(r.ours, "top1")
+            line = (f"| {r.method} | {r.stream} | {_pct(r.paper)} | {_pct(mean_class)} | "
+                    f"{_pct(top1)} |")
             if s.comparable:
                 ours = _our_value(r.ours, metric)
                 diff = "–" if ours is None or r.paper is None else f"{ours - r.paper:+.1f}"

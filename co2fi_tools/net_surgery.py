@@ -164,7 +164,8 @@ def bilinear_weights(shape: Sequence[int]) -> np.ndarray:
 
 @dataclass
 class SurgeryReport:
-    copied: list[tuple[str, str, str, str]] = field(default_factory=list)  # target, model, src, note
+    # (target layer, source model, source layer, note)
+    copied: list[tuple[str, str, str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # target, reason
     bilinear: list[str] = field(default_factory=list)
 
@@ -282,9 +283,10 @@ def initialise_net(net_prototxt: str | os.PathLike, out_caffemodel: str | os.Pat
     caffe_phase = {"test": caffe.TEST, "train": caffe.TRAIN}[phase]
     net = caffe.Net(os.fspath(net_prototxt), caffe_phase)
     params = _net_params(net)
-    report = transplant(params, sources, allowed_skip, cross_modality)
-    if bilinear:
-        fill_bilinear(params, deconvolution_layers(net), report)
+    upsampling = deconvolution_layers(net) if bilinear else []
+    report = transplant({k: v for k, v in params.items() if k not in upsampling}, sources,
+                        allowed_skip, cross_modality)
+    fill_bilinear(params, upsampling, report)
     out = Path(out_caffemodel)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")

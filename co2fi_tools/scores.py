@@ -34,7 +34,7 @@ _STR = h5py.string_dtype("utf-8")
 
 @dataclass
 class ScoreFile:
-    """What a score file holds; ``scores`` maps a stream name to ``[videos x periods x classes]``."""
+    """A score file; ``scores`` maps a stream name to ``[videos x periods x classes]``."""
 
     scores: dict[str, np.ndarray]
     labels: np.ndarray

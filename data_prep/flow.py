@@ -27,11 +27,28 @@ def tvl1() -> FlowFn:
     return lambda prev, nxt: solver.calc(prev, nxt, None)
 
 
+#: A CPU-friendly TV-L1 for the demo: fewer pyramid levels and warps, looser stopping; about 14x
+#: faster than the defaults on our synthetic clips (docs/DATA.md).
+TVL1_FAST = {"nscales": 3, "warps": 3, "epsilon": 0.05}
+
+
+def tvl1_fast() -> FlowFn:
+    solver = cv2.optflow.DualTVL1OpticalFlow_create()
+    solver.setScalesNumber(TVL1_FAST["nscales"])
+    solver.setWarpingsNumber(TVL1_FAST["warps"])
+    solver.setEpsilon(TVL1_FAST["epsilon"])
+    return lambda prev, nxt: solver.calc(prev, nxt, None)
+
+
 def farneback() -> FlowFn:
     return lambda prev, nxt: cv2.calcOpticalFlowFarneback(prev, nxt, None, *FARNEBACK_PARAMS)
 
 
-METHODS: dict[str, Callable[[], FlowFn]] = {"tvl1": tvl1, "farneback": farneback}
+METHODS: dict[str, Callable[[], FlowFn]] = {
+    "tvl1": tvl1,
+    "tvl1-fast": tvl1_fast,
+    "farneback": farneback,
+}
 
 
 def quantize(component: np.ndarray, bound: float = paper.FLOW_BOUND) -> np.ndarray:

@@ -28,9 +28,12 @@ readonly DEB_VERSION="1.0.0+git20180821.99bd997-8"
 readonly DEB_SUITE="bullseye"
 readonly ORIG_TARBALL="caffe_1.0.0+git20180821.99bd997.orig.tar.gz"
 readonly ORIG_SHA256="e0eb3f06794f7402c77b7dec8e8480273ee1a1bb192e9122b621a69d4147ad0c"
+# Bump when the layout of an installed build changes (what is copied where).
+readonly LAYOUT_VERSION=2
 readonly APT_MIRROR=${CO2FI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 die() { echo "install_caffe: error: $*" >&2; exit 1; }
+trap 'echo "install_caffe: error: unexpected failure at line $LINENO: $BASH_COMMAND" >&2' ERR
 say() { echo "install_caffe: $*" >&2; }
 
 while [ $# -gt 0 ]; do
@@ -149,12 +152,43 @@ if [ -n "${CAFFE_SRC:-}" ]; then
   if git -C "$CAFFE_SRC" rev-parse HEAD >/dev/null 2>&1; then
     src_id="git:$(git -C "$CAFFE_SRC" rev-parse HEAD):$(git -C "$CAFFE_SRC" status --porcelain | sha256sum | cut -c1-16)"
   else
-    src_id="tree:$(cd "$CAFFE_SRC" && find src include python cmake CMakeLists.txt -type f -print0 \
-      | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
+    src_id="tree:$(cd "$CAFFE_SRC" && find . \( -name .git -o -name build \) -prune -o -type f -print0 \
+      | sort -z | xargs -0 -r sha256sum | sha256sum | cut -c1-16)"
   fi
 else
   deb_dir=$(fetch_debian_source)
   src_id="debian:$DEB_VERSION:$ORIG_SHA256:$(sha256sum "$deb_dir"/*.debian.tar.* | cut -c1-16)"
+fi
+
+# ---- The build recipe: CMake options (all but the install prefix) -----------------------------
+extra_rpath=""
+py_inc=$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+py_lib=$("$python" -c "
+import sysconfig, os
+d, n = sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('LDLIBRARY')
+print(os.path.join(d, n) if d and n and os.path.exists(os.path.join(d, n)) else '')")
+np_inc=$("$python" -c "import numpy; print(numpy.get_include())")
+
+cmake_args=(-DCMAKE_BUILD_TYPE=Release
+  -Dpython_version=3 -DPYTHON_EXECUTABLE="$("$python" -c 'import sys; print(sys.executable)')"
+  -DPYTHON_INCLUDE_DIR="$py_inc" -DNUMPY_INCLUDE_DIR="$np_inc"
+  -DBUILD_python=ON -DBUILD_python_layer=ON -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=ON
+  -DUSE_HDF5=ON -DBLAS=Open -DBUILD_docs=OFF -DBUILD_matlab=OFF -DUSE_NCCL=OFF)
+[ -n "$py_lib" ] && cmake_args+=(-DPYTHON_LIBRARY="$py_lib")
+if [ "$cuda" = on ]; then
+  cmake_args+=(-DCPU_ONLY=OFF -DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DCUDA_ARCH_NAME=Manual
+    -DCUDA_ARCH_BIN="$cuda_arch" -DCUDA_ARCH_PTX="$cuda_arch"
+    -DUSE_CUDNN="$([ "$cudnn" = on ] && echo ON || echo OFF)")
+  if [ -n "$cuda_extra" ]; then
+    nv=$(find "$cuda_extra/nvidia" -maxdepth 2 -name include -type d | head -1)
+    nvlib=$(dirname "$nv")/lib
+    cmake_args+=(-DCUDA_cublas_LIBRARY="$(ls "$nvlib"/libcublas.so* | head -1)"
+      -DCUDA_curand_LIBRARY="$(ls "$nvlib"/libcurand.so* | head -1)"
+      -DCMAKE_CXX_FLAGS="-I$nv" -DCUDA_NVCC_FLAGS="-I$nv")
+    extra_rpath=";$nvlib"
+  fi
+else
+  cmake_args+=(-DCPU_ONLY=ON)
 fi
 
 # ---- Cache key: everything that goes into the build ------------------------------------------
@@ -163,8 +197,9 @@ toolchain="$(gcc -dumpfullversion) $(protoc --version) $(cmake --version | head 
 [ "$cuda" = on ] && toolchain="$toolchain $("$nvcc_bin" --version | tail -1)"
 key=$( {
   echo "$src_id"; echo "python=$py_id"; echo "toolchain=$toolchain"
-  echo "cuda=$cuda arch=$cuda_arch cudnn=$cudnn"
-  cat "$repo/tools/install_caffe.sh"
+  echo "cuda=$cuda arch=$cuda_arch cudnn=$cudnn layout=$LAYOUT_VERSION"
+  # Interpreter paths differ between clones (the venv lives in the clone); its identity is py_id.
+  printf '%s\n' "${cmake_args[@]}" | grep -v -e '^-DPYTHON_EXECUTABLE=' -e '^-DNUMPY_INCLUDE_DIR='
   for p in $(cat "$repo/caffe_patches/series"); do cat "$repo/caffe_patches/$p"; done
 } | sha256sum | cut -c1-16)
 variant=cpu; [ "$cuda" = on ] && variant=cuda$cuda_arch
@@ -179,7 +214,10 @@ link_venv() {
   say "pycaffe linked into $venv ($site/co2fi-pycaffe.pth)"
 }
 
-if [ "$print_prefix" = 1 ]; then echo "$prefix"; [ -f "$prefix/.complete" ]; exit; fi
+if [ "$print_prefix" = 1 ]; then
+  echo "$prefix"
+  if [ -f "$prefix/.complete" ]; then exit 0; else exit 1; fi
+fi
 if [ -f "$prefix/.complete" ]; then
   say "cached build: $prefix"
   link_venv
@@ -217,36 +255,7 @@ for p in $(cat "$repo/caffe_patches/series"); do
   patch -d "$src" -p1 --forward < "$repo/caffe_patches/$p" >>"$log" 2>&1 || fail "patch $p does not apply"
 done
 
-py_inc=$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
-py_lib=$("$python" -c "
-import sysconfig, os
-d, n = sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('LDLIBRARY')
-print(os.path.join(d, n) if d and n and os.path.exists(os.path.join(d, n)) else '')")
-np_inc=$("$python" -c "import numpy; print(numpy.get_include())")
-
-cmake_args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
-  -Dpython_version=3 -DPYTHON_EXECUTABLE="$("$python" -c 'import sys; print(sys.executable)')"
-  -DPYTHON_INCLUDE_DIR="$py_inc" -DNUMPY_INCLUDE_DIR="$np_inc"
-  -DBUILD_python=ON -DBUILD_python_layer=ON -DUSE_OPENCV=OFF -DUSE_LEVELDB=OFF -DUSE_LMDB=ON
-  -DUSE_HDF5=ON -DBLAS=Open -DBUILD_docs=OFF -DBUILD_matlab=OFF -DUSE_NCCL=OFF
-  -DCMAKE_INSTALL_RPATH="$prefix/lib")
-[ -n "$py_lib" ] && cmake_args+=(-DPYTHON_LIBRARY="$py_lib")
-if [ "$cuda" = on ]; then
-  cmake_args+=(-DCPU_ONLY=OFF -DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DCUDA_ARCH_NAME=Manual
-    -DCUDA_ARCH_BIN="$cuda_arch" -DCUDA_ARCH_PTX="$cuda_arch"
-    -DUSE_CUDNN="$([ "$cudnn" = on ] && echo ON || echo OFF)")
-  if [ -n "$cuda_extra" ]; then
-    nv=$(find "$cuda_extra/nvidia" -maxdepth 2 -name include -type d | head -1)
-    nvlib=$(dirname "$nv")/lib
-    cmake_args+=(-DCUDA_cublas_LIBRARY="$(ls "$nvlib"/libcublas.so* | head -1)"
-      -DCUDA_curand_LIBRARY="$(ls "$nvlib"/libcurand.so* | head -1)"
-      -DCMAKE_CXX_FLAGS="-I$nv" -DCUDA_NVCC_FLAGS="-I$nv"
-      -DCMAKE_INSTALL_RPATH="$prefix/lib;$nvlib")
-  fi
-else
-  cmake_args+=(-DCPU_ONLY=ON)
-fi
-
+cmake_args+=(-DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_RPATH="$prefix/lib$extra_rpath")
 { echo "== cmake ${cmake_args[*]}"; } >>"$log"
 mkdir -p "$src/build"
 (cd "$src/build" && cmake "${cmake_args[@]}" ..) >>"$log" 2>&1 || fail "cmake configure"

@@ -1,0 +1,135 @@
+"""Inputs of the generated nets: Python data layers (train/val), Input layers (deploy, tests).
+
+Contracts with co2fi_layers.clip_data / period_data are in docs/DESIGN.md. ``data_source``:
+``python`` (the data layers, TRAIN and TEST phase each with its own list) or ``input`` (Input
+layers of the same tops, for tests and benchmarks that feed random data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from caffe import layers as L
+from caffe.net_spec import NetSpec, Top
+from caffe.proto import caffe_pb2
+
+from netgen import paper
+from netgen.blocks import python_param
+from netgen.presets import Preset
+
+STREAMS: tuple[str, ...] = ("rgb", "flow")
+DATA_SOURCES: tuple[str, ...] = ("python", "input")
+#: Name of the test-phase copy of a data layer.
+TEST_SUFFIX = "_test"
+
+
+def channels(stream: str) -> int:
+    """Input channels: 3 for a frame, 2 * FLOW_STACK for a flow stack (x/y interleaved)."""
+    if stream == "rgb":
+        return 3
+    if stream == "flow":
+        return 2 * paper.FLOW_STACK
+    raise ValueError(f"unknown stream {stream!r}; known: {STREAMS}")
+
+
+def list_path(dataset: str, stream: str, split: str) -> str:
+    """Default list of a dataset (TSN style); tools/train.py rewrites it for a run."""
+    return f"data/{dataset}/lists/{stream}_{split}_split1.txt"
+
+
+def frames_root(dataset: str) -> str:
+    return f"data/{dataset}/frames"
+
+
+def input_layer(n: NetSpec, name: str, tops: Sequence[tuple[str, Sequence[int]]]) -> list[Top]:
+    """One Input layer ``name`` with the given (top, shape) pairs."""
+    out = L.Input(name=name, ntop=len(tops),
+                  input_param={"shape": [{"dim": list(shape)} for _, shape in tops]})
+    if len(tops) == 1:
+        out = (out,)
+    for (top, _), t in zip(tops, out, strict=True):
+        n[top] = t
+    return [n[top] for top, _ in tops]
+
+
+def clip_data(
+    n: NetSpec, stream: str, dataset: str, preset: Preset, data_source: str, batch: int
+) -> tuple[Top, Top]:
+    """``data`` (B x C x S x S) and ``label`` (B) of a single-stream train/val net."""
+    size = preset.input_size
+    if data_source == "input":
+        data, label = input_layer(n, "input", [("data", (batch, channels(stream), size, size)),
+                                               ("label", (batch,))])
+        return data, label
+    params = {"list": list_path(dataset, stream, "train"), "root": frames_root(dataset),
+              "modality": stream, "batch_size": batch, "input_size": size, "phase": "train",
+              "seed": 0}
+    n.data, n.label = L.Python(
+        name="data", ntop=2, include={"phase": caffe_pb2.TRAIN},
+        python_param=python_param("co2fi_layers.clip_data", "ClipDataLayer", params))
+    return n.data, n.label
+
+
+def period_data(
+    n: NetSpec, rgb_steps: Sequence[int], flow_steps: Sequence[int], dataset: str,
+    preset: Preset, data_source: str, batch: int, delta: int,
+) -> tuple[dict[str, Top], Top]:
+    """Tops ``rgb_t<i>``, ``flow_t<i>`` and ``label`` of a fusion train/val net."""
+    size = preset.input_size
+    names = [(f"rgb_t{i}", "rgb") for i in rgb_steps] + [(f"flow_t{i}", "flow") for i in flow_steps]
+    if data_source == "input":
+        tops = input_layer(n, "input", [(name, (batch, channels(st), size, size))
+                                        for name, st in names] + [("label", (batch,))])
+        return dict(zip([name for name, _ in names], tops[:-1], strict=True)), tops[-1]
+    params = {"rgb_list": list_path(dataset, "rgb", "train"),
+              "flow_list": list_path(dataset, "flow", "train"), "root": frames_root(dataset),
+              "batch_size": batch, "input_size": size, "delta": delta,
+              "rgb_steps": list(rgb_steps), "flow_steps": list(flow_steps), "phase": "train",
+              "seed": 0}
+    tops = L.Python(name="period_data", ntop=len(names) + 1, include={"phase": caffe_pb2.TRAIN},
+                    python_param=python_param("co2fi_layers.period_data", "PeriodDataLayer",
+                                              params))
+    for (name, _), top in zip(names, tops[:-1], strict=True):
+        n[name] = top
+    n.label = tops[-1]
+    return {name: n[name] for name, _ in names}, n.label
+
+
+def deploy_inputs(
+    n: NetSpec, inputs: Sequence[tuple[str, str]], preset: Preset, batch: int
+) -> dict[str, Top]:
+    """One Input layer per (top, stream), named like the data tops (docs/DESIGN.md)."""
+    size = preset.input_size
+    out = {}
+    for name, stream in inputs:
+        out[name] = input_layer(n, name, [(name, (batch, channels(stream), size, size))])[0]
+    return out
+
+
+def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int) -> None:
+    """Add the TEST-phase copy of the Python data layer(s) of ``net`` (in place).
+
+    NetSpec cannot give two layers the same tops, so the copy is made on the NetParameter: same
+    tops, ``include { phase: TEST }``, the ``val`` lists, ``phase: "test"`` and the test batch.
+    """
+    import json
+
+    layers = list(net.layer)
+    del net.layer[:]
+    for layer in layers:
+        net.layer.add().CopyFrom(layer)
+        if layer.type != "Python" or not layer.python_param.module.endswith("_data"):
+            continue
+        test = net.layer.add()
+        test.CopyFrom(layer)
+        test.name = layer.name + TEST_SUFFIX
+        del test.include[:]
+        test.include.add().phase = caffe_pb2.TEST
+        params: dict[str, Any] = json.loads(layer.python_param.param_str)
+        for key in ("list", "rgb_list", "flow_list"):
+            if key in params:
+                params[key] = params[key].replace("_train_split", "_val_split")
+        params["phase"] = "test"
+        params["batch_size"] = test_batch
+        test.python_param.param_str = json.dumps(params, sort_keys=True)

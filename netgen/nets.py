@@ -1,0 +1,280 @@
+"""Whole networks: every net of Tables 1 and 2, and the grouper. Each returns a NetParameter.
+
+Common keyword arguments (``NetOptions``): preset, num_classes, dataset, readings, phase
+(``train`` = train/val net, ``deploy``), data_source (``python`` data layers or ``input``
+layers for tests) and batch (default: the preset's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from caffe import layers as L
+from caffe.net_spec import NetSpec, Top
+from caffe.proto import caffe_pb2
+
+from netgen import paper
+from netgen.blocks import TEST_ONLY, Scope, fc
+from netgen.coarse_to_fine import (
+    GROUPER_PREFIX,
+    CoarseToFineConfig,
+    coarse_to_fine_tower,
+    loss_scale,
+    prediction,
+    validate_coarse_to_fine,
+)
+from netgen.data import (
+    DATA_SOURCES,
+    STREAMS,
+    add_test_data_layer,
+    clip_data,
+    deploy_inputs,
+    period_data,
+)
+from netgen.fusion import as_map, asynchronous_integration, stream_wise_fusion
+from netgen.presets import SMALL, Preset
+from netgen.readings import DEFAULT, Readings
+from netgen.trunks import cnn_m_2048_trunk, vgg16_trunk
+
+PHASES: tuple[str, ...] = ("train", "deploy")
+TOWERS: tuple[str, ...] = ("baseline", "co2fi")
+#: Prefix of the CNN_M_2048 trunk of the Table 1 "direct combine" net (trained, not a grouper).
+DIRECT_CNNM_PREFIX = "cnnm_"
+#: Largest Delta accepted (frames between fused inputs). Not a paper number: a period spans
+#: (T-1)*Delta frames and must fit in a video (UCF101 clips average about 7 s = 175 frames).
+MAX_DELTA: int = 40
+#: Largest T accepted for the fusion LSTM (odd, so that the period has a centre step).
+MAX_FUSION_STEPS: int = 9
+
+
+@dataclass(frozen=True)
+class NetOptions:
+    preset: Preset = SMALL
+    num_classes: int = 10
+    dataset: str = "synthetic"
+    readings: Readings = field(default_factory=lambda: DEFAULT)
+    phase: str = "train"
+    data_source: str = "python"
+    batch: int | None = None
+
+    @property
+    def train(self) -> bool:
+        return self.phase == "train"
+
+    def train_batch(self) -> int:
+        return self.batch if self.batch is not None else self.preset.batch_size
+
+
+def validate_options(opt: NetOptions) -> None:
+    if opt.phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, not {opt.phase!r}")
+    if opt.data_source not in DATA_SOURCES:
+        raise ValueError(f"data_source must be one of {DATA_SOURCES}, not {opt.data_source!r}")
+    if opt.num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, not {opt.num_classes}")
+    if opt.batch is not None and opt.batch < 1:
+        raise ValueError(f"batch must be positive, not {opt.batch}")
+    if opt.preset.input_size % 32:
+        raise ValueError(f"input_size {opt.preset.input_size} must be a multiple of 32 "
+                         "(five 2x2 VGG-16 poolings)")
+
+
+def _check_stream(stream: str) -> None:
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; known: {STREAMS}")
+
+
+def _single_stream_inputs(n: NetSpec, stream: str, opt: NetOptions) -> tuple[Top, Top | None]:
+    if opt.train:
+        return clip_data(n, stream, opt.dataset, opt.preset, opt.data_source, opt.train_batch())
+    data = deploy_inputs(n, [("data", stream)], opt.preset, opt.preset.deploy_batch_single)
+    return data["data"], None
+
+
+def _finish(n: NetSpec, name: str, opt: NetOptions, test_batch: int) -> caffe_pb2.NetParameter:
+    net = n.to_proto()
+    net.name = name
+    if opt.train and opt.data_source == "python":
+        add_test_data_layer(net, test_batch)
+    return net
+
+
+def _classifier(
+    n: NetSpec, s: Scope, name: str, feature: Top, label: Top | None, opt: NetOptions,
+    loss_weight: float = 1.0, accuracy: bool = True, prob: bool = True,
+) -> Top:
+    """FC to N classes; softmax loss (+ TEST accuracy) when training, ``prob`` when deploying."""
+    score = fc(n, s, name, feature, opt.num_classes)
+    if opt.train:
+        n[s.name("loss")] = L.SoftmaxWithLoss(score, label, name=s.name("loss"),
+                                              loss_weight=loss_weight)
+        if accuracy:
+            n[s.name("accuracy")] = L.Accuracy(score, label, name=s.name("accuracy"),
+                                               **TEST_ONLY)
+    elif prob:
+        n[s.name("prob")] = L.Softmax(score, name=s.name("prob"))
+    return score
+
+
+# --- Table 1 ------------------------------------------------------------------------------------
+
+
+def two_stream_baseline(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
+    """Table 1 "two-stream baseline": VGG-16 + softmax, one stream."""
+    validate_options(opt)
+    _check_stream(stream)
+    n = NetSpec()
+    data, label = _single_stream_inputs(n, stream, opt)
+    tops = vgg16_trunk(n, Scope(), data, opt.preset, upto="fc7")
+    _classifier(n, Scope(), "fc8", tops["fc7"], label, opt)
+    return _finish(n, f"baseline_{stream}", opt, opt.train_batch())
+
+
+def direct_combine_net(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
+    """Table 1 "direct combine ConvNets": VGG-16 and CNN_M_2048, both trained, fused at the FCs.
+
+    readings.direct_combine: ``concat_fc7`` (fc7 of both -> concat -> FC -> softmax) or
+    ``sum_scores`` (an FC on each fc7, scores added).
+    """
+    validate_options(opt)
+    _check_stream(stream)
+    n = NetSpec()
+    s = Scope()
+    data, label = _single_stream_inputs(n, stream, opt)
+    vgg = vgg16_trunk(n, s, data, opt.preset, upto="fc7")["fc7"]
+    cnnm = cnn_m_2048_trunk(n, s, data, opt.preset, DIRECT_CNNM_PREFIX, dropout=True)
+    if opt.readings.direct_combine == "concat_fc7":
+        n.fc7_combine = L.Concat(vgg, cnnm, name="fc7_combine", concat_param={"axis": 1})
+        _classifier(n, s, "fc8_combine", n.fc7_combine, label, opt)
+    else:
+        a = fc(n, s, "fc8", vgg, opt.num_classes)
+        b = fc(n, s, f"{DIRECT_CNNM_PREFIX}fc8", cnnm, opt.num_classes)
+        n.fc8_combine = L.Eltwise(a, b, name="fc8_combine", eltwise_param={"operation": 1})
+        score = n.fc8_combine
+        if opt.train:
+            n.loss = L.SoftmaxWithLoss(score, label, name="loss")
+            n.accuracy = L.Accuracy(score, label, name="accuracy", **TEST_ONLY)
+        else:
+            n.prob = L.Softmax(score, name="prob")
+    return _finish(n, f"direct_combine_{stream}", opt, opt.train_batch())
+
+
+def grouper_net(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
+    """The CNN_M_2048 grouper alone (Sec. 4.2), trained before the coarse-to-fine nets."""
+    validate_options(opt)
+    _check_stream(stream)
+    n = NetSpec()
+    data, label = _single_stream_inputs(n, stream, opt)
+    feat = cnn_m_2048_trunk(n, Scope(), data, opt.preset, GROUPER_PREFIX, dropout=True)
+    _classifier(n, Scope(), f"{GROUPER_PREFIX}fc8", feat, label, opt)
+    return _finish(n, f"grouper_{stream}", opt, opt.train_batch())
+
+
+def coarse_to_fine_net(
+    stream: str, opt: NetOptions, config: CoarseToFineConfig | None = None
+) -> caffe_pb2.NetParameter:
+    """Table 1 CO2FI variants: the coarse-to-fine network (Fig. 3) with a softmax after it.
+
+    ``config`` picks the variant: complete (default), no class grouping
+    (class_grouping="none"), two granularities (granularities=2), no coarseness
+    (class_grouping="ground_truth").
+    """
+    config = config or CoarseToFineConfig()
+    validate_options(opt)
+    validate_coarse_to_fine(config, opt.num_classes)
+    _check_stream(stream)
+    n = NetSpec()
+    s = Scope()
+    data, label = _single_stream_inputs(n, stream, opt)
+    _, scores = coarse_to_fine_tower(n, s, data, label, opt.preset, opt.num_classes, config,
+                                     opt.readings, opt.train)
+    if not opt.train:
+        prediction(n, s, "prob", scores, opt.readings)
+    return _finish(n, f"co2fi_{stream}", opt, opt.train_batch())
+
+
+# --- Table 2 ------------------------------------------------------------------------------------
+
+
+def fusion_steps(
+    synchronous: bool, steps: int, readings: Readings
+) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """(centre-stream steps, other-stream steps, fused (centre, other) step pairs)."""
+    centre = (steps + 1) // 2
+    every = list(range(1, steps + 1))
+    if not synchronous:
+        return [centre], every, [(centre, t) for t in every]
+    if readings.syn_pairs == "five_pairs":
+        return every, every, [(t, t) for t in every]
+    return [centre], [centre], [(centre, centre)]
+
+
+def validate_fusion(delta: int, steps: int, towers: str, centre: str) -> None:
+    if towers not in TOWERS:
+        raise ValueError(f"towers must be one of {TOWERS}, not {towers!r}")
+    _check_stream(centre)
+    if not isinstance(delta, int) or not 1 <= delta <= MAX_DELTA:
+        raise ValueError(f"delta must be an integer in 1..{MAX_DELTA}, not {delta!r}")
+    if not isinstance(steps, int) or not 1 <= steps <= MAX_FUSION_STEPS or steps % 2 == 0:
+        raise ValueError(f"fusion steps T must be odd and in 1..{MAX_FUSION_STEPS} "
+                         f"(the centre input sits at step (T+1)/2), not {steps!r}")
+
+
+def asynchronous_fusion_net(
+    centre: str,
+    opt: NetOptions,
+    towers: str = "co2fi",
+    delta: int = paper.DELTA,
+    steps: int = paper.FUSION_STEPS,
+    synchronous: bool = False,
+    config: CoarseToFineConfig | None = None,
+) -> caffe_pb2.NetParameter:
+    """Table 2 fusion nets (Fig. 5): ``centre`` stream's feature fused with ``steps`` features
+    of the other stream, ``delta`` frames apart (``synchronous``: Baseline+SYN).
+
+    ``towers``: ``baseline`` (VGG-16 fc7 features) or ``co2fi`` (coarse-to-fine features, each
+    tower with its Eq. 4 loss: Eq. 6). Towers of a stream with several inputs share weights.
+    """
+    config = config or CoarseToFineConfig()
+    validate_options(opt)
+    validate_fusion(delta, steps, towers, centre)
+    if towers == "co2fi":
+        validate_coarse_to_fine(config, opt.num_classes)
+    other = "flow" if centre == "rgb" else "rgb"
+    centre_steps, other_steps, pairs = fusion_steps(synchronous, steps, opt.readings)
+    steps_of = {centre: centre_steps, other: other_steps}
+    n = NetSpec()
+    if opt.train:
+        inputs, label = period_data(n, steps_of["rgb"], steps_of["flow"], opt.dataset,
+                                    opt.preset, opt.data_source, opt.train_batch(), delta)
+    else:
+        names = [(f"{st}_t{i}", st) for st in ("rgb", "flow") for i in steps_of[st]]
+        inputs = deploy_inputs(n, names, opt.preset, opt.preset.deploy_batch_fusion)
+        label = None
+    tower_train = opt.train and opt.readings.tower_losses
+    maps: dict[str, Top] = {}
+    dim = opt.preset.vgg_fc if towers == "baseline" else opt.preset.c2f_lstm
+    for stream in (centre, other):
+        share = stream if len(steps_of[stream]) > 1 else None
+        for i in steps_of[stream]:
+            tower = f"{stream}_t{i}"
+            s = Scope(prefix=f"{tower}/", share=share)
+            if towers == "baseline":
+                feat = vgg16_trunk(n, s, inputs[tower], opt.preset, upto="fc7")["fc7"]
+                if tower_train:
+                    _classifier(n, s, "fc8", feat, label, opt, accuracy=False)
+            else:
+                feat, _ = coarse_to_fine_tower(
+                    n, s, inputs[tower], label, opt.preset, opt.num_classes, config,
+                    opt.readings, tower_train, scores=tower_train, accuracy=False)
+            maps[tower] = as_map(n, f"fuse_in_{tower}", feat)
+    fused = [
+        stream_wise_fusion(n, Scope(), t, maps[f"{centre}_t{ci}"], maps[f"{other}_t{oi}"], dim,
+                           opt.preset, opt.readings)
+        for t, (ci, oi) in enumerate(pairs, start=1)
+    ]
+    gamma = paper.GAMMA * loss_scale(opt.num_classes, opt.readings)
+    asynchronous_integration(n, Scope(), fused, dim, opt.preset, opt.num_classes, label, gamma,
+                             opt.readings, opt.train)
+    kind = "syn" if synchronous else f"asyn_d{delta}"
+    return _finish(n, f"{towers}_{kind}_{centre}_centred", opt, paper.TEST_PERIODS)

@@ -1,0 +1,50 @@
+"""Solvers (Sec. 6.1): SGD, batch 16, momentum 0.9, lr 1e-2 divided by 10 every 20K iterations,
+100K iterations; the grouper: 10K iterations on 1/8 of the training data."""
+
+from __future__ import annotations
+
+from caffe.proto import caffe_pb2
+
+from netgen.presets import Preset
+
+#: Machine-readable comment of grouper solvers: the fraction of the training list to use.
+DATA_FRACTION_TAG = "co2fi: data_fraction="
+
+
+def solver(
+    net_path: str, preset: Preset, snapshot_prefix: str, grouper: bool = False
+) -> caffe_pb2.SolverParameter:
+    """The SolverParameter of one variant (``net_path`` relative to the repository root)."""
+    sp = caffe_pb2.SolverParameter()
+    sp.net = net_path
+    sp.test_iter.append(preset.test_iter)
+    sp.test_interval = preset.test_interval
+    sp.test_initialization = False
+    sp.base_lr = preset.base_lr
+    sp.lr_policy = "step"
+    sp.gamma = preset.lr_gamma
+    sp.stepsize = preset.lr_step
+    sp.max_iter = preset.grouper_max_iter if grouper else preset.max_iter
+    sp.momentum = preset.momentum
+    sp.weight_decay = preset.weight_decay
+    sp.display = preset.display
+    sp.snapshot = min(preset.snapshot, sp.max_iter)
+    sp.snapshot_prefix = snapshot_prefix
+    sp.solver_mode = getattr(caffe_pb2.SolverParameter, preset.solver_mode)
+    return sp
+
+
+def solver_header(preset: Preset, grouper: bool) -> list[str]:
+    """Comment lines of a solver file (the paper's numbers and our choices)."""
+    lines = [
+        f"batch {preset.batch_size} (data layer), momentum {preset.momentum}, base lr "
+        f"{preset.base_lr} x {preset.lr_gamma} every {preset.lr_step} iterations",
+        f"weight_decay {preset.weight_decay}: not in the paper (TSN/VGG value; "
+        "docs/REPRODUCTION.md)",
+    ]
+    if grouper:
+        lines += [
+            f"grouper: {preset.grouper_max_iter} iterations on a fraction of the training list;",
+            f"{DATA_FRACTION_TAG}{preset.grouper_data_fraction!r}",
+        ]
+    return lines
