@@ -39,7 +39,8 @@ def caffe_binary() -> Path:
     """Path of the `caffe` command-line tool of our build."""
     binary = caffe_prefix() / "bin" / "caffe"
     if not binary.exists():
-        raise CaffeNotBuiltError(f"the caffe tool is missing: {binary} (rebuild with `make caffe`)")
+        raise CaffeNotBuiltError(
+            f"the caffe tool is missing: {binary} (rebuild with `make caffe`)")
     return binary
 
 
@@ -51,8 +52,9 @@ def caffe_tool_env(extra_paths: list[str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = os.pathsep.join(paths + ([old] if old else []))
-    # glog to stderr, so that logs can be parsed and shown.
-    env.setdefault("GLOG_logtostderr", "1")
+    # glog's INFO lines to stderr: training logs are parsed (progress, losses, curves).
+    env["GLOG_logtostderr"] = "1"
+    env["GLOG_minloglevel"] = "0"
     env.setdefault("PYTHONHASHSEED", "0")
     env["CO2FI_PYTHON"] = sys.executable
     return env

@@ -1,7 +1,8 @@
 """Evaluation, comparison with the paper, training curves and net surgery (docs/EVALUATION.md).
 
-Modules: ``metrics`` (accuracies, fusion), ``scores`` (HDF5 score files), ``paper_tables`` (the
-paper's Tables 1-3 from ``paper_results.csv``), ``compare`` (ours beside the paper),
-``caffe_log`` and ``plots`` (training curves), ``net_surgery`` (ImageNet initialisation).
-Only ``net_surgery`` needs pycaffe, and only when it reads or writes Caffe files.
+Modules: ``metrics`` (accuracies, fusion), ``scores`` (HDF5 score files), ``evaluate_scores``
+(score files -> results row, confusion matrix, per-class tables), ``paper_tables`` (the paper's
+Tables 1-3 from ``paper_results.csv``), ``compare`` (ours beside the paper), ``caffe_log`` and
+``plots`` (training curves), ``net_surgery`` (ImageNet initialisation; needs pycaffe only to
+read or write Caffe files).
 """

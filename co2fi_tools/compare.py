@@ -19,10 +19,12 @@ caption that says so. Synthetic results are never labelled UCF101.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -107,6 +109,12 @@ def write_results(path: str | os.PathLike, rows: Sequence[ResultRow]) -> None:
         text = out.getvalue()
     else:
         raise ValueError(f"{path}: results file must end in .json or .csv")
+    _write_text(path, text)
+
+
+def _write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomic: a temporary file in the same folder, then rename."""
+    path = os.fspath(path)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as handle:
@@ -265,3 +273,42 @@ def to_csv(sections: Sequence[Section]) -> str:
                 "" if top1 is None else f"{top1:.2f}", s.comparable,
                 r.ours.source if r.ours else ""])
     return out.getvalue()
+
+
+# --- command line (tools/compare.py) ---
+
+CLI_USAGE = r"""Print our results beside the paper's Tables 1-3 (Markdown; optionally CSV).
+
+    .venv/bin/python tools/compare.py runs/results.json --tables 1 2 \
+        --markdown cmp.md --csv cmp.csv
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=CLI_USAGE.splitlines()[0],
+                                     epilog=CLI_USAGE.split("\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", help="results file (.json or .csv, schema co2fi-results/1)")
+    parser.add_argument("--tables", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3])
+    parser.add_argument("--metric", choices=sorted(METRICS), default="mean_class",
+                        help="our accuracy set against the paper's (default: mean class)")
+    parser.add_argument("--markdown", help="also write the Markdown here")
+    parser.add_argument("--csv", help="also write the comparison as CSV here")
+    args = parser.parse_args(argv)
+    try:
+        results = read_results(args.results)
+        sections = build_comparison(results, args.tables, source=args.results)
+    except (OSError, ValueError) as err:
+        print(f"compare: {err}", file=sys.stderr)
+        return 2
+    if not sections:
+        print(f"compare: {args.results}: no result maps to tables {args.tables}", file=sys.stderr)
+        return 1
+    markdown = to_markdown(sections, args.metric)
+    print(markdown)
+    if args.markdown:
+        _write_text(args.markdown, markdown)
+    if args.csv:
+        _write_text(args.csv, to_csv(sections))
+    return 0
+

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from co2fi_tools.caffe_log import TrainingLog, sorted_series  # noqa: E402
+from co2fi_tools.caffe_log import TrainingLog, parse_log, sorted_series  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -132,3 +135,40 @@ def plot_confusion_matrix(confusion: np.ndarray, path: str | os.PathLike,
     ax.set_ylabel("true class")
     ax.set_title(title or "confusion matrix")
     return _save(fig, Path(path))
+
+
+# --- command line (tools/plot_curves.py) ---
+
+CLI_USAGE = r"""Plot loss heads, learning rate and accuracy from a Caffe training log (glog output).
+
+    .venv/bin/python tools/plot_curves.py runs/<run>/train.log --out runs/<run>/curves
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=CLI_USAGE.splitlines()[0],
+                                     epilog=CLI_USAGE.split("\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("log", help="Caffe training log, e.g. <run>/train.log")
+    parser.add_argument("--out", help="output folder (default: <log folder>/curves)")
+    parser.add_argument("--title", default="", help="figure title (default: the run folder)")
+    parser.add_argument("--json", help="also write the parsed series as JSON here")
+    args = parser.parse_args(argv)
+    log_path = Path(args.log)
+    try:
+        log = parse_log(log_path)
+    except (OSError, ValueError) as err:
+        print(f"plot_curves: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else log_path.parent / "curves"
+    written = plot_training_curves(log, out, args.title or log_path.parent.name)
+    if args.json:
+        series = {"loss": log.loss, "lr": log.lr, "train": log.train, "test": log.test,
+                  "train_loss_weight": log.train_loss_weight, "restarts": log.restarts}
+        Path(args.json).write_text(json.dumps(series, indent=1) + "\n", encoding="utf-8")
+    print(f"{log_path}: last iteration {log.last_iteration}, loss heads "
+          f"{', '.join(log.loss_heads()) or '-'}, test outputs {', '.join(log.test) or '-'}")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+

@@ -108,7 +108,7 @@ def side_outputs(
     n: NetSpec, s: Scope, stages: dict[str, Top], preset: Preset, grans: Sequence[str],
     readings: Readings,
 ) -> dict[str, Top]:
-    """Side outputs of conv3_3, conv4_3, conv5_3 (1x1 conv, G*C maps), upsampled to conv3_3's grid."""
+    """Side outputs of conv3_3, conv4_3, conv5_3 (1x1 conv, G*C maps), upsampled to one grid."""
     out = {}
     finest = VGG16_STAGE_STRIDES[paper.SIDE_OUTPUT_LAYERS[0]]
     for stage in paper.SIDE_OUTPUT_LAYERS:

@@ -91,9 +91,34 @@ def _single_stream_inputs(n: NetSpec, stream: str, opt: NetOptions) -> tuple[Top
     return data["data"], None
 
 
+def silence_unused(net: caffe_pb2.NetParameter) -> None:
+    """Consume blobs nobody reads (e.g. early LSTM steps of a deploy net) with a Silence layer,
+    so that a net's outputs are its losses, accuracies and ``prob`` only (in place)."""
+    last_producer: dict[str, int] = {}
+    last_consumer: dict[str, int] = {}
+    outputs: set[str] = set()
+    for i, layer in enumerate(net.layer):
+        for b in layer.bottom:
+            last_consumer[b] = i
+        for top in layer.top:
+            last_producer[top] = i
+            if layer.loss_weight or layer.type in ("Accuracy", "SoftmaxWithLoss") or top == "prob":
+                outputs.add(top)
+    # a blob is read when a layer after its last producer (an in-place layer counts as
+    # producer) takes it as a bottom
+    unused = [top for top, i in last_producer.items()
+              if top not in outputs and last_consumer.get(top, -1) <= i]
+    if unused:
+        silence = net.layer.add()
+        silence.name = "silence_unused"
+        silence.type = "Silence"
+        silence.bottom.extend(unused)
+
+
 def _finish(n: NetSpec, name: str, opt: NetOptions, test_batch: int) -> caffe_pb2.NetParameter:
     net = n.to_proto()
     net.name = name
+    silence_unused(net)
     if opt.train and opt.data_source == "python":
         add_test_data_layer(net, test_batch)
     return net

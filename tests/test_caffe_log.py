@@ -43,7 +43,7 @@ I1124 11:00:02.000001  5151 sgd_solver.cpp:105] Iteration 40, lr = 0.001
 I1124 11:00:20.000001  5151 solver.cpp:218] Iteration 50, loss = 5.2
 I1124 11:00:20.000001  5151 solver.cpp:237]     Train net output #0: loss_c2f_t1 = 1.8 (* 0.0198 = 0.0356 loss)
 I1124 11:00:20.000001  5151 sgd_solver.cpp:105] Iteration 50, lr = 1e-03
-"""
+"""  # noqa: E501
 
 
 def test_parses_every_series():

@@ -126,3 +126,38 @@ def test_cli_writes_markdown_and_csv(tmp_path, capsys):
     assert "| CO2FI-complete | appearance | 81.7 | 79.0 | 80.0 | -2.7 |" in md.read_text()
     assert csv_path.read_text().startswith(",".join(compare.CSV_COLUMNS))
     assert "Table 1" in capsys.readouterr().out
+
+
+def test_evaluate_scores_cli_fuses_files_and_records_the_result(tmp_path, capsys):
+    import numpy as np
+
+    from co2fi_tools import scores
+    from tools import evaluate_scores as evaluate_cli
+
+    labels, ids, names = [0, 1, 1, 0], ["a", "b", "c", "d"], ["x", "y"]
+    # per video, summed over 2 periods: appearance [2,0] [0,2] [2,0] [2,0]; motion adds
+    # [0,1] [0,1] [0,3] [0,3] -> fused [2,1] [0,3] [2,3] [2,3]: predictions 0 1 1 1
+    appearance = np.array([[[1, 0], [1, 0]], [[0, 1], [0, 1]], [[1, 0], [1, 0]], [[1, 0], [1, 0]]])
+    motion = np.array([[[0, .5], [0, .5]], [[0, .5], [0, .5]], [[0, 1.5], [0, 1.5]],
+                       [[0, 1.5], [0, 1.5]]])
+    for stream, values in (("appearance", appearance), ("motion", motion)):
+        scores.save_scores(tmp_path / f"{stream}.h5", scores.ScoreFile(
+            {stream: values.astype(np.float32)}, np.array(labels), ids, names, "synthetic", "1",
+            f"baseline_{stream}", 10))
+    results = tmp_path / "results.json"
+    argv = [str(tmp_path / "appearance.h5"), str(tmp_path / "motion.h5:motion"),
+            "--method", "Two-stream baseline", "--stream", "two-stream", "--table", "1",
+            "--results", str(results), "--out-dir", str(tmp_path / "eval")]
+    assert evaluate_cli.main(argv) == 0
+    assert "top-1 75.00%, mean class accuracy 75.00%" in capsys.readouterr().out
+    (row,) = compare.read_results(results)
+    assert (row.dataset, row.accuracy, row.mean_class_accuracy) == ("synthetic", 0.75, 0.75)
+    assert (tmp_path / "eval" / "confusion.png").exists()
+    assert "| 0 | x | 2 | 1 | 50.0 | y |" in (tmp_path / "eval" / "per_class.md").read_text()
+    # weights 1 and 0: appearance alone -> predictions 0 1 0 0: 3 of 4 right, recall 1 and .5
+    assert evaluate_cli.main(argv[:2] + ["--weights", "1", "0"]) == 0
+    assert "top-1 75.00%" in capsys.readouterr().out
+    bad = argv[:2] + ["--method", "Nope", "--stream", "two-stream", "--results", str(results)]
+    assert evaluate_cli.main(bad) == 2
+    assert "unknown method 'Nope'" in capsys.readouterr().err
+    assert len(compare.read_results(results)) == 1  # nothing written for the bad name

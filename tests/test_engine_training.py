@@ -7,8 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import requires_caffe
 
 pytestmark = requires_caffe
@@ -50,7 +48,7 @@ def _write_net_and_solver(tmp_path: Path) -> Path:
     (tmp_path / "net.prototxt").write_text(str(n.to_proto()))
     solver = caffe.proto.caffe_pb2.SolverParameter(
         net=str(tmp_path / "net.prototxt"),
-        base_lr=0.5,
+        base_lr=0.05,
         momentum=0.9,
         lr_policy="fixed",
         max_iter=ITERS,
@@ -76,7 +74,7 @@ def test_sgd_solver_trains_python_loss_and_lstm(tmp_path: Path) -> None:
     losses = []
     for _ in range(ITERS):
         solver.step(1)
-        losses.append(float(solver.net.blobs["loss"].data))
+        losses.append(float(solver.net.blobs["loss"].data.item()))
     assert solver.iter == ITERS
     assert _mean(losses[-20:]) < 0.5 * _mean(losses[:20])
 

@@ -40,7 +40,8 @@ def _shim(bin_dir: Path, name: str, body: str) -> None:
 def test_missing_packages_without_root_prints_the_apt_command(tmp_path: Path) -> None:
     shims = tmp_path / "bin"
     _shim(shims, "id", 'if [ "$1" = "-u" ]; then echo 1000; else /usr/bin/id "$@"; fi')
-    _shim(shims, "dpkg-query", 'case "$*" in *libgflags-dev*) exit 1;; *) exec /usr/bin/dpkg-query "$@";; esac')
+    _shim(shims, "dpkg-query",
+          'case "$*" in *libgflags-dev*) exit 1;; *) exec /usr/bin/dpkg-query "$@";; esac')
     proc = _run({"CO2FI_CACHE": str(tmp_path / "cache")}, path_prefix=shims)
     assert proc.returncode == 2
     assert "apt-get install -y --no-install-recommends libgflags-dev" in proc.stderr

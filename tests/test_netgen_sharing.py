@@ -1,0 +1,64 @@
+"""The towers of the five-input stream share their parameters (Eq. 6)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from netgen.testing import fill_inputs, load  # noqa: E402
+
+import caffe  # noqa: E402
+
+from netgen.nets import NetOptions  # noqa: E402
+from netgen.presets import SMALL  # noqa: E402
+from netgen.solvers import solver  # noqa: E402
+from netgen.variants import build  # noqa: E402
+
+N = 10
+OPT = NetOptions(preset=SMALL, num_classes=N, data_source="input", batch=2)
+
+
+def _tower_layers(net, tower):
+    return sorted(k[len(tower) + 1:] for k in net.params if k.startswith(tower + "/"))
+
+
+def test_five_towers_share_blob_memory():
+    net = load(build("co2fi_asyn_d5_rgb_centred", OPT))
+    layers = _tower_layers(net, "flow_t1")
+    assert "conv1_1" in layers and "c2f_lstm" in layers and "fc1_coarse" in layers
+    assert "grouper_conv1" in layers
+    for t in range(2, 6):
+        assert _tower_layers(net, f"flow_t{t}") == layers
+        for layer in layers:
+            for a, b in zip(net.params[f"flow_t1/{layer}"], net.params[f"flow_t{t}/{layer}"]):
+                assert np.shares_memory(a.data, b.data), (t, layer)
+    # the centre tower of the other stream is separate
+    assert not np.shares_memory(net.params["rgb_t3/conv1_2"][0].data,
+                                net.params["flow_t1/conv1_2"][0].data)
+
+
+def test_towers_equal_after_a_solver_step(tmp_path):
+    net_path = tmp_path / "net.prototxt"
+    net_path.write_text(str(build("baseline_asyn_d5_flow_centred", OPT)))
+    sp = solver(str(net_path), SMALL, str(tmp_path / "snap"))
+    sp.ClearField("test_iter")
+    sp.ClearField("test_interval")
+    sp.solver_mode = sp.CPU
+    (tmp_path / "solver.prototxt").write_text(str(sp))
+    caffe.set_mode_cpu()
+    s = caffe.SGDSolver(str(tmp_path / "solver.prototxt"))
+    fill_inputs(s.net, N)
+    before = s.net.params["rgb_t1/conv1_1"][0].data.copy()
+    s.step(1)
+    after = s.net.params["rgb_t1/conv1_1"][0].data
+    assert not np.allclose(before, after), "the shared weights moved"
+    for t in range(2, 6):
+        for layer in ("conv1_1", "conv5_3", "fc7", "fc8"):
+            np.testing.assert_array_equal(s.net.params[f"rgb_t{t}/{layer}"][0].data,
+                                          s.net.params[f"rgb_t1/{layer}"][0].data)
+    assert "flow_t3/conv1_1" in s.net.params
