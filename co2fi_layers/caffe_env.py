@@ -45,7 +45,7 @@ def caffe_binary() -> Path:
 
 
 def caffe_tool_env(extra_paths: list[str] | None = None) -> dict[str, str]:
-    """A copy of os.environ in which `caffe train` finds pycaffe, our layers and the venv's numpy."""
+    """os.environ plus what `caffe train` needs to find pycaffe, our layers and the venv numpy."""
     paths = [str(pycaffe_dir()), str(REPO_ROOT)]
     paths += site.getsitepackages() if hasattr(site, "getsitepackages") else []
     paths += list(extra_paths or [])

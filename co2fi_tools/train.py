@@ -43,6 +43,12 @@ class TrainJob:
     train_net: str  # generated train/val prototxt
     solver: str  # generated solver prototxt (its `net` is replaced)
     data: dict = field(default_factory=dict)  # param_str keys to set in every data layer
+    #: A dataset folder holding frames/ and lists/ (data_prep's layout); the generated nets'
+    #: default paths data/<dataset>/... are moved there, to this split, and the train lists to
+    #: their subset tag (e.g. "frac8" for the grouper's 1/8 of the training data).
+    data_root: str | None = None
+    split: int = 1
+    train_list_tag: str | None = None
     num_classes: int | None = None  # checked against the lists' labels
     max_iter: int | None = None
     snapshot: int | None = None
@@ -114,6 +120,26 @@ def net_num_classes(net) -> int | None:
     return outs.pop() if len(outs) == 1 else None
 
 
+PATH_KEYS = ("list", "rgb_list", "flow_list", "root")
+
+
+def relocate(params: dict, job: TrainJob, is_test: bool) -> dict:
+    """Point a data layer's default paths (data/<dataset>/...) at the job's data."""
+    out = dict(params)
+    for key in PATH_KEYS:
+        value = out.get(key)
+        if not isinstance(value, str):
+            continue
+        if job.data_root and value.startswith("data/") and value.count("/") >= 2:
+            value = str(Path(job.data_root) / value.split("/", 2)[2])
+        if key != "root":
+            value = re.sub(r"_split\d+\.txt$", f"_split{job.split}.txt", value)
+            if job.train_list_tag and not is_test:
+                value = value[: -len(".txt")] + f"_{job.train_list_tag}.txt"
+        out[key] = value
+    return out
+
+
 def rewrite_train_net(job: TrainJob, out: Path) -> None:
     """The job's train net with every data layer's param_str updated by job.data."""
     caffe_pb2 = _caffe_pb2()
@@ -131,12 +157,13 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
             if is_test and "test" in overrides:
                 overrides.update(overrides.pop("test"))
             overrides.pop("test", None)
+            params = relocate(params, job, is_test)
             params.update(overrides)
             params.setdefault("seed", job.seed)
             check_data(params, classes or job.num_classes, f"{job.train_net} layer {layer.name}")
             layer.python_param.param_str = json.dumps(params, sort_keys=True)
             found += 1
-    if job.data and not found:
+    if (job.data or job.data_root) and not found:
         raise TrainingError(f"{job.train_net}: no co2fi data layer to point at the data")
     atomic_write_text(out, text_format.MessageToString(net))
 

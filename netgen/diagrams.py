@@ -6,11 +6,12 @@ Uses pycaffe's caffe.draw (pydot + graphviz ``dot``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from netgen.testing import load  # noqa: F401  (quiet glog before caffe)
+os.environ.setdefault("GLOG_minloglevel", "2")
 
 import caffe.draw  # noqa: E402
 from caffe.proto import caffe_pb2  # noqa: E402

@@ -11,6 +11,7 @@ from __future__ import annotations
 from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 
+from netgen import paper
 from netgen.blocks import BIAS_FILLER, WEIGHT_FILLER, Scope
 from netgen.coarse_to_fine import prediction, step_losses
 from netgen.presets import Preset
@@ -34,7 +35,7 @@ def stream_wise_fusion(
     name = f"fuse_t{step}"
     n[s.name(name)] = L.Convolution(
         n[pair], name=s.name(name), param=s.params(name),
-        convolution_param={"num_output": preset.fusion_channels, "kernel_size": 1,
+        convolution_param={"num_output": preset.fusion_channels, "kernel_size": paper.FUSION_KERNEL,
                            "weight_filler": WEIGHT_FILLER, "bias_filler": BIAS_FILLER},
     )
     top = n[s.name(name)]

@@ -30,6 +30,9 @@ FUSION_STEPS: int = 5
 DELTA: int = 5
 #: The Delta values of Table 2's rows.
 TABLE2_DELTAS: tuple[int, ...] = (1, 5)
+#: Kernel side of each single-layer fusion ConvNet (Sec. 5.1: "a single layer ConvNet with 1 x 1
+#: kernel").
+FUSION_KERNEL: int = 1
 #: gamma of Eq. 5 (Sec. 6.1).
 GAMMA: float = 2.0
 

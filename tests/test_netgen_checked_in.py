@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,8 +10,7 @@ from google.protobuf import text_format
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from netgen.testing import load  # noqa: E402, F401
+os.environ.setdefault("GLOG_minloglevel", "2")  # quiet Caffe in tests
 
 from caffe.proto import caffe_pb2  # noqa: E402
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,8 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from netgen.testing import load  # noqa: E402, F401  (quiet glog before caffe)
+os.environ.setdefault("GLOG_minloglevel", "2")  # quiet Caffe in tests
 
 from netgen.__main__ import main  # noqa: E402
 from netgen.emit import generate  # noqa: E402

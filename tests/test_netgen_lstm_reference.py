@@ -7,6 +7,7 @@ h_t = o tanh(c_t). Step 1 has cont = 0 (h_0 = c_0 = 0).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -15,12 +16,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from netgen.testing import fill_inputs, load  # noqa: E402
+os.environ.setdefault("GLOG_minloglevel", "2")  # quiet Caffe in tests
 
 from netgen.nets import NetOptions  # noqa: E402
 from netgen.presets import SMALL  # noqa: E402
 from netgen.readings import Readings  # noqa: E402
+from netgen.testing import fill_inputs, load  # noqa: E402
 from netgen.variants import build  # noqa: E402
 
 N = 10

@@ -5,6 +5,7 @@ Nets are instantiated (parameters filled, no forward pass: too slow on a CPU).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,11 +13,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from netgen.testing import load, with_batch  # noqa: E402
+os.environ.setdefault("GLOG_minloglevel", "2")  # quiet Caffe in tests
 
 from netgen.nets import NetOptions  # noqa: E402
 from netgen.presets import PAPER  # noqa: E402
+from netgen.testing import load, with_batch  # noqa: E402
 from netgen.variants import build  # noqa: E402
 
 #: VGG_ILSVRC_16_layers deploy: (weights, bias) shapes; conv1_1 takes 20 channels for flow.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,14 +10,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from netgen.testing import fill_inputs, load  # noqa: E402
+os.environ.setdefault("GLOG_minloglevel", "2")  # quiet Caffe in tests
 
 import caffe  # noqa: E402
 
 from netgen.nets import NetOptions  # noqa: E402
 from netgen.presets import SMALL  # noqa: E402
 from netgen.solvers import solver  # noqa: E402
+from netgen.testing import fill_inputs, load  # noqa: E402
 from netgen.variants import build  # noqa: E402
 
 N = 10

@@ -1,4 +1,4 @@
-"""Every small-preset net instantiates in Caffe and runs forward/backward with the expected shapes."""
+"""Every small-preset net instantiates in Caffe and runs forward/backward, expected shapes."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from netgen.testing import fill_inputs, load  # noqa: E402  (sets GLOG_minloglevel)
-
 from netgen.nets import NetOptions  # noqa: E402
 from netgen.presets import SMALL  # noqa: E402
 from netgen.readings import Readings  # noqa: E402
+from netgen.testing import fill_inputs, load  # noqa: E402
 from netgen.variants import build, variant_names  # noqa: E402
 
 N = 10

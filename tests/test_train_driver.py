@@ -118,3 +118,17 @@ def test_missing_frames_root_fails_before_training(tmp_path: Path) -> None:
 
     with pytest.raises(TrainingError, match="frames root .* is not a folder"):
         check_data({"root": str(tmp_path / "nope")}, 10, "net.prototxt layer data")
+
+
+def test_relocate_points_default_paths_at_the_dataset_split_and_subset() -> None:
+    from co2fi_tools.train import TrainJob, relocate
+
+    job = TrainJob(name="g", train_net="n", solver="s", data_root="/d/ucf", split=2,
+                   train_list_tag="frac8")
+    params = {"list": "data/ucf101/lists/rgb_train_split1.txt", "root": "data/ucf101/frames",
+              "batch_size": 16}
+    train = relocate(params, job, is_test=False)
+    assert train == {"list": "/d/ucf/lists/rgb_train_split2_frac8.txt",
+                     "root": "/d/ucf/frames", "batch_size": 16}
+    test = relocate({"list": "data/ucf101/lists/rgb_val_split1.txt"}, job, is_test=True)
+    assert test == {"list": "/d/ucf/lists/rgb_val_split2.txt"}

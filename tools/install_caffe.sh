@@ -117,6 +117,13 @@ if [ "$cuda" = on ] && [ ! -f "$cuda_root/include/cublas_v2.h" ]; then
       || die "pip install nvidia-cublas nvidia-curand failed"
     rm -rf "$cuda_extra" && mv "$cuda_extra.tmp" "$cuda_extra" && touch "$cuda_extra/.done"
   fi
+  # The wheels hold only versioned sonames; FindCUDA looks for libcublas.so / libcurand.so.
+  mkdir -p "$cuda_extra/lib"
+  for lib in cublas cublasLt curand; do
+    so=$(ls "$cuda_extra"/nvidia/*/lib/lib$lib.so.* 2>/dev/null | head -1)
+    [ -n "$so" ] || die "no lib$lib.so.* in $cuda_extra (delete it to reinstall the wheels)"
+    ln -sfn "$so" "$cuda_extra/lib/lib$lib.so"
+  done
 fi
 [ "$deps_only" = 1 ] && { say "dependencies present"; exit 0; }
 
@@ -180,10 +187,10 @@ if [ "$cuda" = on ]; then
     -DCUDA_ARCH_BIN="$cuda_arch" -DCUDA_ARCH_PTX="$cuda_arch"
     -DUSE_CUDNN="$([ "$cudnn" = on ] && echo ON || echo OFF)")
   if [ -n "$cuda_extra" ]; then
+    # FindCUDA resets CUDA_cublas_LIBRARY & co. on its first run, so give find_library a path.
     nv=$(find "$cuda_extra/nvidia" -maxdepth 2 -name include -type d | head -1)
     nvlib=$(dirname "$nv")/lib
-    cmake_args+=(-DCUDA_cublas_LIBRARY="$(ls "$nvlib"/libcublas.so* | head -1)"
-      -DCUDA_curand_LIBRARY="$(ls "$nvlib"/libcurand.so* | head -1)"
+    cmake_args+=(-DCMAKE_LIBRARY_PATH="$cuda_extra/lib"
       -DCMAKE_CXX_FLAGS="-I$nv" -DCUDA_NVCC_FLAGS="-I$nv")
     extra_rpath=";$nvlib"
   fi

@@ -1,0 +1,158 @@
+"""The whole experiment for one dataset split: nets -> training stages -> evaluation -> tables.
+
+The same path serves the synthetic demo (small preset, CPU) and UCF101/HMDB51 (paper preset,
+GPU). Every step writes into ``out`` and is skipped when its output is already there, so an
+interrupted run resumes where it stopped:
+
+    out/nets/prototxt/<preset>/<dataset>/...   the generated nets for this class count
+    out/nets/solvers/<preset>/<dataset>/...
+    out/runs/<variant>/                        one training run each (co2fi_tools.runs)
+    out/scores/<method>.h5                     per-video scores (co2fi_tools.scores)
+    out/results.json                           accuracies, the input of co2fi_tools.compare
+    out/comparison.md, comparison.csv          ours beside the paper's Tables 1-3
+    out/plots/<variant>/*.png                  training curves
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from co2fi_tools.runs import atomic_write_text
+from co2fi_tools.stages import METHODS, Stage, plan
+from co2fi_tools.train import TrainJob, train
+from netgen.presets import get_preset
+
+
+@dataclass
+class Experiment:
+    dataset: str  # synthetic | ucf101 | hmdb51
+    data_root: Path  # holds frames/ and lists/ (data_prep layout)
+    num_classes: int
+    out: Path
+    split: int = 1
+    preset: str = "small"
+    methods: tuple[str, ...] = ()
+    backend: str = "pycaffe"
+    gpu: int = -1
+    seed: int = 0
+    #: Iterations of every stage (None: the generated solver's); for quick runs and tests.
+    max_iter: int | None = None
+    #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
+    imagenet: dict[str, str] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def nets(self) -> Path:
+        return self.out / "nets"
+
+    def net_file(self, variant: str, kind: str) -> Path:
+        sub = "solvers" if kind == "solver" else "prototxt"
+        return self.nets / sub / self.preset / self.dataset / f"{variant}_{kind}.prototxt"
+
+    def run_dir(self, variant: str) -> Path:
+        return self.out / "runs" / variant
+
+
+def log(msg: str) -> None:
+    print(f"[co2fi {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def generate_nets(exp: Experiment, stages: list[Stage]) -> None:
+    """Write the nets this experiment trains, for its class count (checked-in files are for
+    the paper's datasets and the default synthetic set; a run generates its own)."""
+    from netgen.emit import generate, write
+
+    variants = [s.variant for s in stages]
+    deploy_only = [v for v in _deploy_variants(exp) if v not in variants]
+    files = generate(get_preset(exp.preset), exp.dataset, exp.num_classes,
+                     names=variants + deploy_only)
+    write(files, exp.nets)
+
+
+def _deploy_variants(exp: Experiment) -> list[str]:
+    from co2fi_tools.evaluate import method_variants
+
+    return [v for m in exp.methods for v in method_variants(m)]
+
+
+def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
+    """Train every stage in order; returns variant -> final.caffemodel."""
+    finals: dict[str, Path] = {}
+    for i, stage in enumerate(stages, 1):
+        init = {key: str(finals[dep]) for key, dep in stage.init.items()}
+        for key, path in exp.imagenet.items():
+            init.setdefault(key, path)
+        job = TrainJob(
+            name=stage.variant,
+            train_net=str(exp.net_file(stage.variant, "train")),
+            solver=str(exp.net_file(stage.variant, "solver")),
+            data_root=str(exp.data_root),
+            split=exp.split,
+            train_list_tag=_grouper_tag() if stage.grouper_data else None,
+            num_classes=exp.num_classes,
+            max_iter=exp.max_iter,
+            seed=exp.seed,
+            init=init,
+            meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,
+                  "split": exp.split},
+        )
+        run = exp.run_dir(stage.variant)
+        state = "done" if (run / "final.caffemodel").exists() else "training"
+        log(f"stage {i}/{len(stages)}: {stage.variant} ({state}) -> {run}")
+        finals[stage.variant] = train(job, run, exp.backend, exp.gpu)
+    return finals
+
+
+def _grouper_tag() -> str:
+    from data_prep.lists import fraction_tag
+    from netgen import paper
+
+    return fraction_tag(paper.GROUPER_DATA_FRACTION)
+
+
+def plot_curves(exp: Experiment, stages: list[Stage]) -> list[Path]:
+    from co2fi_tools.caffe_log import parse_log
+    from co2fi_tools.plots import plot_training_curves
+
+    written = []
+    for stage in stages:
+        log_path = exp.run_dir(stage.variant) / "train.log"
+        if log_path.exists():
+            curves = parse_log(log_path)
+            written += plot_training_curves(curves, exp.out / "plots" / stage.variant,
+                                            title=stage.variant)
+    return written
+
+
+def write_comparison(results_path: Path, out_stem: Path) -> str:
+    """comparison.md and comparison.csv beside the paper's tables; returns the Markdown."""
+    from co2fi_tools import compare
+
+    sections = compare.build_comparison(compare.read_results(results_path),
+                                        source=str(results_path))
+    markdown = compare.to_markdown(sections)
+    atomic_write_text(out_stem.with_suffix(".md"), markdown)
+    atomic_write_text(out_stem.with_suffix(".csv"), compare.to_csv(sections))
+    return markdown
+
+
+def run_experiment(exp: Experiment) -> dict:
+    """Train, evaluate and compare; returns the results records."""
+    from co2fi_tools.evaluate import evaluate_methods
+
+    unknown = [m for m in exp.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
+    exp.out.mkdir(parents=True, exist_ok=True)
+    stages = plan(exp.methods)
+    log(f"{len(stages)} training stages for {', '.join(exp.methods)}")
+    generate_nets(exp, stages)
+    finals = train_stages(exp, stages)
+    log("evaluating (Sec. 6.1: 12 periods per test video)")
+    results = evaluate_methods(exp, finals, exp.out / "results.json")
+    tables = write_comparison(exp.out / "results.json", exp.out / "comparison")
+    plots = plot_curves(exp, stages)
+    log(f"training curves: {len(plots)} plots under {exp.out / 'plots'}")
+    return {"results": results, "tables": tables}
