@@ -9,7 +9,7 @@ setup(
         "Reference reproduction of 'Action Recognition with Coarse-to-Fine Deep Feature "
         "Integration and Asynchronous Fusion' (AAAI-18) in BVLC Caffe"
     ),
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["netgen*", "co2fi_layers*", "co2fi_tools*", "data_prep*"]),
     package_data={"co2fi_tools": ["*.csv"]},
     install_requires=[
@@ -30,6 +30,9 @@ setup(
             "co2fi-extract=data_prep.extract:main",
             "co2fi-lists=data_prep.lists:main",
             "co2fi-train=co2fi_tools.train:main",
+            "co2fi-experiment=co2fi_tools.pipeline:main",
+            "co2fi-demo=co2fi_tools.demo:main",
+            "co2fi-evaluate-scores=co2fi_tools.evaluate_scores:main",
             "co2fi-evaluate=co2fi_tools.evaluate:main",
             "co2fi-compare=co2fi_tools.compare:main",
             "co2fi-plot-curves=co2fi_tools.plots:main",

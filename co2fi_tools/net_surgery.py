@@ -35,6 +35,8 @@ from netgen.paper import FLOW_STACK
 VGG16 = "vgg16"
 CNN_M_2048 = "cnn_m_2048"
 GROUPER_PREFIX = "grouper_"
+#: CNN_M_2048 layers of the Table 1 "direct combine" net (netgen.nets.DIRECT_CNNM_PREFIX).
+CNNM_PREFIX = "cnnm_"
 TOWER_SEPARATOR = "/"
 DEFAULT_ALLOWED_SKIP: tuple[str, ...] = ("fc8",)
 #: Source layers that take the image; these get cross-modality initialisation.
@@ -123,8 +125,9 @@ def read_caffemodel(path: str | os.PathLike) -> SourceModel:
 def source_for(target_layer: str) -> tuple[str, str]:
     """(source model, source layer name) for a layer of our nets."""
     name = target_layer.rsplit(TOWER_SEPARATOR, 1)[-1]
-    if name.startswith(GROUPER_PREFIX):
-        return CNN_M_2048, name[len(GROUPER_PREFIX):]
+    for prefix in (GROUPER_PREFIX, CNNM_PREFIX):
+        if name.startswith(prefix):
+            return CNN_M_2048, name[len(prefix):]
     return VGG16, name
 
 

@@ -156,3 +156,94 @@ def run_experiment(exp: Experiment) -> dict:
     plots = plot_curves(exp, stages)
     log(f"training curves: {len(plots)} plots under {exp.out / 'plots'}")
     return {"results": results, "tables": tables}
+
+
+def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | None,
+                    videos: Path | None, rawframes: Path | None, flow: str,
+                    workers: int) -> Path:
+    """A dataset folder with frames/ and lists/: from videos (extracted), TSN rawframes
+    (linked), or as it is. Errors name the folder and what is missing."""
+    from data_prep import extract, lists
+
+    root.mkdir(parents=True, exist_ok=True)
+    frames = root / "frames"
+    if videos is not None:
+        if not videos.is_dir():
+            raise FileNotFoundError(f"--videos {videos}: no such folder")
+        log(f"extracting frames and {flow} flow of {videos} into {frames}")
+        if extract.main([str(videos), str(frames), "--flow", flow, "--workers", str(workers)]):
+            raise RuntimeError(f"extraction failed for some videos of {videos} (see above)")
+    elif rawframes is not None:
+        if not rawframes.is_dir():
+            raise FileNotFoundError(f"--rawframes {rawframes}: no such folder")
+        if not frames.exists():
+            frames.symlink_to(rawframes.resolve(), target_is_directory=True)
+    if not frames.is_dir():
+        raise FileNotFoundError(
+            f"{root}: expected {frames} (one folder of img_/flow_x_/flow_y_ JPEGs per video); "
+            "give --videos or --rawframes")
+    lists_dir = root / "lists"
+    wanted = [lists_dir / f"{m}_{p}_split{split}.txt" for m in ("rgb", "flow")
+              for p in ("train", "val")]
+    if not all(p.exists() for p in wanted):
+        if splits_dir is None or not splits_dir.is_dir():
+            raise FileNotFoundError(f"{lists_dir}: lists missing ({[p.name for p in wanted]}); "
+                                    "give --splits with the dataset's official split files")
+        args = [dataset, str(splits_dir), str(frames), str(lists_dir), "--split", str(split),
+                "--fraction"]
+        if rawframes is not None:
+            args.append("--no-require-done")
+        if lists.main(args):
+            raise RuntimeError(f"building the lists of {dataset} split {split} failed (above)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from netgen import paper
+
+    ap = argparse.ArgumentParser(
+        prog="tools/run_experiment.py",
+        description="Train, evaluate and compare the paper's methods on UCF101/HMDB51 "
+                    "(or any dataset in UCF101 split format).")
+    ap.add_argument("--dataset", required=True, choices=["ucf101", "hmdb51", "synthetic"])
+    ap.add_argument("--data-root", required=True, type=Path,
+                    help="dataset folder: frames/ and lists/ are kept (or made) here")
+    ap.add_argument("--videos", type=Path, help="the dataset's videos (extracted first)")
+    ap.add_argument("--rawframes", type=Path, help="TSN rawframes folder (used as it is)")
+    ap.add_argument("--splits", type=Path, help="official split files folder")
+    ap.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
+    ap.add_argument("--num-classes", type=int, help="default: the dataset's (101, 51)")
+    ap.add_argument("--preset", default="paper", choices=["paper", "small"])
+    ap.add_argument("--methods", nargs="+", default=list(METHODS)[:6] + list(METHODS)[7:],
+                    choices=list(METHODS))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--gpu", type=int, default=0, help="GPU id; -1 for the CPU")
+    ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
+    ap.add_argument("--vgg16", help="ImageNet VGG_ILSVRC_16_layers.caffemodel")
+    ap.add_argument("--cnn-m-2048", help="ImageNet VGG_CNN_M_2048.caffemodel")
+    ap.add_argument("--flow", default="tvl1", choices=["tvl1", "tvl1-fast", "farneback"])
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--max-iter", type=int)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    try:
+        num_classes = args.num_classes or paper.NUM_CLASSES.get(args.dataset)
+        if num_classes is None:
+            raise ValueError("--num-classes is needed for this dataset")
+        root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
+                               args.videos, args.rawframes, args.flow, args.workers)
+        imagenet = {k: v for k, v in (("vgg16", args.vgg16), ("cnn_m_2048", args.cnn_m_2048))
+                    if v}
+        exp = Experiment(dataset=args.dataset, data_root=root, num_classes=num_classes,
+                         out=args.out, split=args.split, preset=args.preset,
+                         methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
+                         seed=args.seed, max_iter=args.max_iter, imagenet=imagenet)
+        summary = run_experiment(exp)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"run_experiment: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary["tables"])
+    return 0

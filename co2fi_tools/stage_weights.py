@@ -37,6 +37,8 @@ def candidates(layer: str) -> list[tuple[str, str]]:
     if name.startswith(surgery.GROUPER_PREFIX):
         bare = name[len(surgery.GROUPER_PREFIX):]
         out += [(f"{stream}_grouper" if stream else "grouper", bare), (surgery.CNN_M_2048, bare)]
+    elif name.startswith(surgery.CNNM_PREFIX):
+        out.append((surgery.CNN_M_2048, name[len(surgery.CNNM_PREFIX):]))
     else:
         out.append((surgery.VGG16, name))
     return out
