@@ -9,6 +9,7 @@
 #
 # Usage: tools/install_caffe.sh [--cuda auto|on|off] [--cuda-arch 90] [--cudnn on|off]
 #                               [--python PY] [--venv DIR] [--jobs N] [--print-prefix] [--deps-only]
+#                               [--source-only]   (patched + configured source tree; for C++ tests)
 # Environment: CO2FI_CACHE (default ~/.cache/co2fi), CAFFE_SRC, CO2FI_CUDA, CO2FI_CUDA_ARCH,
 #   CO2FI_CUDA_COMPILE_ONLY=1 (CUDA build on a machine with nvcc but no GPU: proves it compiles).
 set -euo pipefail
@@ -23,6 +24,7 @@ venv=""
 jobs=$(nproc)
 print_prefix=0
 deps_only=0
+source_only=0
 
 readonly DEB_VERSION="1.0.0+git20180821.99bd997-8"
 readonly DEB_SUITE="bullseye"
@@ -33,6 +35,13 @@ readonly LAYOUT_VERSION=2
 readonly APT_MIRROR=${CO2FI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 die() { echo "install_caffe: error: $*" >&2; exit 1; }
+log=/dev/null
+fail() {
+  echo "install_caffe: build failed ($1). Full log: $log" >&2
+  echo "---- last lines of the log ----" >&2
+  tail -n 40 "$log" >&2
+  exit 1
+}
 trap 'echo "install_caffe: error: unexpected failure at line $LINENO: $BASH_COMMAND" >&2' ERR
 say() { echo "install_caffe: $*" >&2; }
 
@@ -46,6 +55,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --print-prefix) print_prefix=1; shift ;;
     --deps-only) deps_only=1; shift ;;
+    --source-only) source_only=1; shift ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -190,8 +200,11 @@ if [ "$cuda" = on ]; then
     # FindCUDA resets CUDA_cublas_LIBRARY & co. on its first run, so give find_library a path.
     nv=$(find "$cuda_extra/nvidia" -maxdepth 2 -name include -type d | head -1)
     nvlib=$(dirname "$nv")/lib
+    # libcublas.so needs libcublasLt.so.13 beside it: the linker must be told where it is.
     cmake_args+=(-DCMAKE_LIBRARY_PATH="$cuda_extra/lib"
-      -DCMAKE_CXX_FLAGS="-I$nv" -DCUDA_NVCC_FLAGS="-I$nv")
+      -DCMAKE_CXX_FLAGS="-I$nv" -DCUDA_NVCC_FLAGS="-I$nv"
+      -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$nvlib"
+      -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-rpath-link,$nvlib")
     extra_rpath=";$nvlib"
   fi
 else
@@ -212,6 +225,28 @@ key=$( {
 variant=cpu; [ "$cuda" = on ] && variant=cuda$cuda_arch
 prefix=$cache/caffe-$variant-$key
 
+# Unpack the source into $1, apply our patches, configure with CMake in $1/build.
+prepare_source() {
+  local dest=$1
+  if [ -n "${CAFFE_SRC:-}" ]; then
+    cp -a "$CAFFE_SRC" "$dest"
+  else
+    (cd "$deb_dir" && dpkg-source --no-check -x caffe_"$DEB_VERSION".dsc "$dest") >>"$log" 2>&1 \
+      || fail "dpkg-source could not unpack the Debian source package"
+  fi
+  for p in $(cat "$repo/caffe_patches/series"); do
+    echo "== applying $p" >>"$log"
+    patch -d "$dest" -p1 --forward < "$repo/caffe_patches/$p" >>"$log" 2>&1 || fail "patch $p does not apply"
+  done
+  echo "$src_id" > "$dest/.co2fi-source-id"
+}
+configure() {
+  local dest=$1
+  { echo "== cmake ${cmake_args[*]}"; } >>"$log"
+  mkdir -p "$dest/build"
+  (cd "$dest/build" && cmake "${cmake_args[@]}" ..) >>"$log" 2>&1 || fail "cmake configure"
+}
+
 link_venv() {
   [ -n "$venv" ] || return 0
   local site
@@ -224,6 +259,20 @@ link_venv() {
 if [ "$print_prefix" = 1 ]; then
   echo "$prefix"
   if [ -f "$prefix/.complete" ]; then exit 0; else exit 1; fi
+fi
+if [ "$source_only" = 1 ]; then
+  # A persistent, patched and configured tree (tools/caffe_cpp_tests.sh builds its tests there).
+  gsrc=$cache/source-$variant-$key
+  log=$cache/logs/source-$variant-$key.log
+  if [ ! -f "$gsrc/.configured" ]; then
+    rm -rf "$gsrc" "$gsrc.tmp"
+    prepare_source "$gsrc.tmp"
+    mv "$gsrc.tmp" "$gsrc"
+    configure "$gsrc"
+    touch "$gsrc/.configured"
+  fi
+  echo "$gsrc"
+  exit 0
 fi
 if [ -f "$prefix/.complete" ]; then
   say "cached build: $prefix"
@@ -242,30 +291,12 @@ log=$cache/logs/build-$variant-$key-$(date +%Y%m%d-%H%M%S).log
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-fail() {
-  echo "install_caffe: build failed ($1). Full log: $log" >&2
-  echo "---- last lines of the log ----" >&2
-  tail -n 40 "$log" >&2
-  exit 1
-}
 
 say "building Caffe ($variant, key $key) in $work; log: $log"
-src=$work/src
-if [ -n "${CAFFE_SRC:-}" ]; then
-  cp -a "$CAFFE_SRC" "$src"
-else
-  (cd "$deb_dir" && dpkg-source --no-check -x caffe_"$DEB_VERSION".dsc "$src") >>"$log" 2>&1 \
-    || fail "dpkg-source could not unpack the Debian source package"
-fi
-for p in $(cat "$repo/caffe_patches/series"); do
-  echo "== applying $p" >>"$log"
-  patch -d "$src" -p1 --forward < "$repo/caffe_patches/$p" >>"$log" 2>&1 || fail "patch $p does not apply"
-done
-
+prepare_source "$work/src"
 cmake_args+=(-DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_RPATH="$prefix/lib$extra_rpath")
-{ echo "== cmake ${cmake_args[*]}"; } >>"$log"
-mkdir -p "$src/build"
-(cd "$src/build" && cmake "${cmake_args[@]}" ..) >>"$log" 2>&1 || fail "cmake configure"
+configure "$work/src"
+src=$work/src
 say "compiling with $jobs jobs (a CPU build takes about 3 minutes on 2 cores)"
 (cd "$src/build" && make -j"$jobs" caffe pycaffe caffe.bin) >>"$log" 2>&1 || fail "make"
 (cd "$src/build" && make install DESTDIR="$work/stage") >>"$log" 2>&1 || fail "make install"

@@ -63,6 +63,8 @@ RUNTIME_PACKAGES=(libboost-system1.74.0 libboost-thread1.74.0 libboost-filesyste
 TOOL_PACKAGES=(make patch)
 # Assumed on any glibc Linux with a C++ compiler; never carried.
 BASE_PACKAGES=(libc6 libgcc-s1 libstdc++6 gcc-12-base)
+# Alternatives of libopenblas0 that Caffe does not use (apt lists every alternative).
+UNUSED_PACKAGES=(libopenblas0-openmp libopenblas0-serial libgomp1)
 
 if [ "$dry_run" = 1 ]; then
   echo "debian-suite: $SUITE"
@@ -105,7 +107,7 @@ closure() {  # runtime packages and everything they depend on, less the base pac
   apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
     --no-breaks --no-replaces --no-enhances "${RUNTIME_PACKAGES[@]}" \
     | grep -v '^ ' | grep -v '^<' | sort -u \
-    | grep -vxF -f <(printf '%s\n' "${BASE_PACKAGES[@]}")
+    | grep -vxF -f <(printf "%s\n" "${BASE_PACKAGES[@]}" "${UNUSED_PACKAGES[@]}")
 }
 mapfile -t runtime < <(closure)
 [ ${#runtime[@]} -ge ${#RUNTIME_PACKAGES[@]} ] || die "apt-cache depends returned too few packages"
@@ -131,6 +133,7 @@ lib=$root/usr/lib/x86_64-linux-gnu
 # Static libraries, documentation and Boost's CMake configs (they name Debian's Python 3.11
 # boost_python; Caffe's CMake then uses CMake's own FindBoost, pointed at the prefix).
 find "$root" -name '*.a' -delete
+rm -f "$lib"/openblas-pthread/liblapack.so* "$lib"/openblas-pthread/libblas.so*   # Caffe: cblas only
 rm -rf "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/lintian" \
   "$root/usr/share/bug" "$root/usr/share/locale" "$root/etc" "$lib"/cmake/Boost* "$lib"/cmake/boost*
 # Debian's alternatives, which dpkg -x does not set up: OpenBLAS as libopenblas.so and cblas.h.
@@ -150,7 +153,7 @@ printf '%s\n' "${runtime[@]}" | grep -vxF -f <(printf '%s\n' "${RUNTIME_PACKAGES
   > "$root/co2fi-transitive-packages.txt" || true
 for p in $(cat "$root/co2fi-transitive-packages.txt"); do
   deb=$(ls -t "$dl/debs/${p}_"*.deb | head -1)
-  dpkg-deb -c "$deb" | awk '{print $NF}' | grep -E '\.so\.[0-9]' | sed 's|^\./||'
+  dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./||' | grep -E '^usr/lib/.*\.so' || true
 done | sort -u > "$root/co2fi-transitive-libs.txt"
 say "packing deps.tar.xz"
 tar -C "$root" -cf - . | xz -T1 -6 > "$out/deps.tar.xz"
@@ -194,7 +197,7 @@ fi
 bsrc=$stage/boost
 mkdir -p "$bsrc"
 orig=$(ls "$boost_dir"/boost1.74_*.orig.tar.xz)
-top=$(tar -tJf "$orig" | head -1 | cut -d/ -f1)
+top=$(tar -tJf "$orig" 2>/dev/null | head -1 | cut -d/ -f1 || true)
 tar -C "$bsrc" -xJf "$orig" --wildcards "$top/libs/python/src/*" "$top/boost/python/*" \
   "$top/boost/python.hpp"
 tar -C "$bsrc" -xJf "$boost_dir"/boost1.74_*.debian.tar.xz debian/patches
