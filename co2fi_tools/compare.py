@@ -206,8 +206,11 @@ def build_comparison(results: Sequence[ResultRow], tables: Iterable[int] = (1, 2
                 listed.add(key)
                 rows.append(ComparedRow(paper.method, paper.stream, paper.accuracy,
                                         ours_here.get(key)))
-            for key, ours in ours_here.items():  # methods the paper left as '–' here
-                if key not in listed:
+            # Methods the paper left as '–' here, in streams the table reports at all.
+            table_streams = {p.stream for d in pt.NUM_CLASSES_DATASETS
+                             for p in pt.paper_rows(table, d)}
+            for key, ours in ours_here.items():
+                if key not in listed and key[1] in table_streams:
                     rows.append(ComparedRow(ours.method, key[1], None, ours))
             sections.append(Section(table, paper_dataset, paper_split, dataset, split,
                                     tuple(rows)))

@@ -14,7 +14,7 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,29 +24,10 @@ from netgen import paper
 from netgen.data import STREAMS
 
 STREAM_NAMES = {"rgb": "appearance", "flow": "motion"}
+#: Table 2 calls Table 1's "CO2FI-complete" (two-stream) just "CO2FI".
+TABLE_ALIASES = {"CO2FI": "CO2FI-complete"}
 
 
-@dataclass
-class TestVideo:
-    frame_dir: Path
-    num_frames: int
-    label: int
-
-
-def read_test_list(path: Path, root: Path) -> list[TestVideo]:
-    from data_prep.errors import DataError
-
-    videos = []
-    for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) != 3:
-            raise DataError(path, f"line {lineno}: expected '<frame_dir> <num_frames> <label>'")
-        folder = Path(parts[0])
-        videos.append(TestVideo(folder if folder.is_absolute() else root / folder,
-                                int(parts[1]), int(parts[2])))
-    return videos
 
 
 def method_variants(method: str) -> list[str]:
@@ -86,49 +67,58 @@ class DeployNet:
         return out.reshape(n, -1).copy()
 
 
-def score_video(net: DeployNet, variant: str, video: TestVideo, delta: int, size: int,
-                test_inputs) -> np.ndarray:
-    """[samples x classes]: every frame/stack of every period (single-stream) or every period."""
-    from co2fi_layers.sampling import period_indices
+def period_source(exp, delta: int, input_size: int):
+    """The test periods of every video, as the test-phase PeriodDataLayer makes them.
 
-    starts = period_indices(video.num_frames, paper.TEST_PERIODS, paper.FUSION_STEPS, delta,
-                            paper.FLOW_STACK)  # [periods x steps], 1-based
+    Frames and flow stacks are sampled together for every net, so that the appearance and
+    motion nets of a method see the same time points."""
+    from co2fi_layers.batches import PeriodBatches
+
+    lists = exp.data_root / "lists"
+    return PeriodBatches(str(lists / f"rgb_val_split{exp.split}.txt"),
+                         str(lists / f"flow_val_split{exp.split}.txt"),
+                         str(exp.data_root / "frames"), input_size=input_size, delta=delta,
+                         phase="test", test_periods=paper.TEST_PERIODS)
+
+
+def net_inputs(variant: str, periods: dict[str, np.ndarray], net_inputs: list[str]
+               ) -> dict[str, np.ndarray]:
+    """A deploy net's inputs from one video's periods (``rgb_t<i>``: periods x C x S x S).
+
+    Fusion nets take their steps as they are; a single-stream net takes every step of every
+    period as one batch, period-major."""
     if variant.endswith("_centred"):
-        inputs = {}
-        for name in net.inputs:
-            stream, step = name.split("_t")
-            inputs[name] = test_inputs(video.frame_dir, stream, starts[:, int(step) - 1], size)
-        return net.scores(inputs)
+        return {name: periods[name] for name in net_inputs}
     stream = variant.rsplit("_", 1)[1]
-    return net.scores({"data": test_inputs(video.frame_dir, stream, starts.reshape(-1), size)})
+    steps = [periods[f"{stream}_t{t}"] for t in range(1, paper.FUSION_STEPS + 1)]
+    return {"data": np.stack(steps, axis=1).reshape(-1, *steps[0].shape[1:])}
 
 
-def evaluate_variant(exp, variant: str, weights: Path, videos: list[TestVideo],
-                     class_names: list[str], out: Path) -> Path:
+def evaluate_variant(exp, variant: str, weights: Path, class_names: list[str],
+                     out: Path) -> Path:
     """Score every test video with one deploy net into a resumable score file."""
-    from co2fi_layers.testing import test_inputs
     from tqdm import tqdm
 
+    from co2fi_tools.runs import Run
     from co2fi_tools.scores import ScoreWriter
 
     net = DeployNet(exp.net_file(variant, "deploy"), weights, exp.gpu)
+    source = period_source(exp, _variant_delta(variant), _input_size(net))
     stream = (STREAM_NAMES[variant.rsplit("_", 1)[1]] if not variant.endswith("_centred")
-              else variant.rsplit("_", 2)[1] + "_centred")
-    samples = net.batch
-    delta = _variant_delta(variant)
-    from co2fi_tools.runs import Run
-
-    iteration = Run(exp.run_dir(variant), variant).latest_solverstate()
-    writer = ScoreWriter(out, streams=[stream], num_periods=samples,
-                         labels=[v.label for v in videos],
-                         video_ids=[v.frame_dir.name for v in videos], class_names=class_names,
-                         dataset=exp.dataset, split=str(exp.split), net=variant,
-                         iteration=iteration[0] if iteration else 0)
+              else STREAM_NAMES[variant.rsplit("_", 2)[1]] + "_centred")
+    state = Run(exp.run_dir(variant), variant).latest_solverstate()
+    writer = ScoreWriter(out, streams=[stream], num_periods=net.batch,
+                         labels=[v[3] for v in source.videos],
+                         video_ids=[Path(v[0]).name for v in source.videos],
+                         class_names=class_names, dataset=exp.dataset, split=str(exp.split),
+                         net=variant, iteration=state[0] if state else 0)
+    shapes = source.shapes()
+    periods = {name: np.empty(shape, np.float32) for name, shape in shapes.items()}
     with writer:
-        todo = [i for i in range(len(videos)) if not writer.done(i)]
+        todo = [i for i in range(len(source.videos)) if not writer.done(i)]
         for i in tqdm(todo, desc=f"eval {variant}", unit="video", dynamic_ncols=True):
-            scores = score_video(net, variant, videos[i], delta, _input_size(net), test_inputs)
-            writer.write(i, {stream: scores})
+            source.fill(i, periods)
+            writer.write(i, {stream: net.scores(net_inputs(variant, periods, net.inputs))})
     return out
 
 
@@ -149,34 +139,30 @@ def evaluate_methods(exp, finals: dict[str, Path], results_path: Path) -> list[d
     from co2fi_tools import evaluate_scores as es
 
     class_names = _class_names(exp)
-    videos = read_test_list(exp.data_root / "lists" / f"rgb_val_split{exp.split}.txt",
-                            exp.data_root / "frames")
-    flow_videos = read_test_list(exp.data_root / "lists" / f"flow_val_split{exp.split}.txt",
-                                 exp.data_root / "frames")
     score_dir = exp.out / "scores"
     files: dict[str, Path] = {}
     for method in exp.methods:
         for variant in method_variants(method):
-            if variant in files:
-                continue
-            use = flow_videos if variant.endswith("_flow") else videos
-            files[variant] = evaluate_variant(exp, variant, finals[variant], use, class_names,
-                                              score_dir / f"{variant}.h5")
+            if variant not in files:
+                files[variant] = evaluate_variant(exp, variant, finals[variant], class_names,
+                                                  score_dir / f"{variant}.h5")
     records = []
     for method in exp.methods:
-        table = 2 if "fusion" in METHODS[method] or method == "CO2FI" else 1
-        variants = method_variants(method)
-        parts = [es.Selection(str(files[v]), ()) for v in variants]
+        parts = [es.Selection(str(files[v]), ()) for v in method_variants(method)]
         combos = {"two-stream": parts}
-        if table == 1:
+        if "single" in METHODS[method]:
             combos.update({"appearance": parts[:1], "motion": parts[1:]})
         for result_stream, chosen in combos.items():
             evaluation = es.evaluate(chosen)
             slug = re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_")
             es.write_artifacts(evaluation, exp.out / "eval" / slug / result_stream,
                                f"{method}, {result_stream} ({exp.dataset} split {exp.split})")
-            row = es.record_result(evaluation, results_path, method, result_stream, table)
-            records.append(asdict(row))
+            # No table: the row shows in every table that lists the method.
+            names = [method] + [a for a, m in TABLE_ALIASES.items()
+                                if m == method and result_stream == "two-stream"]
+            for name in names:
+                row = es.record_result(evaluation, results_path, name, result_stream)
+                records.append(asdict(row))
     return records
 
 

@@ -14,3 +14,6 @@ class DataError(Exception):
         self.line = line
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):  # crosses process boundaries (extraction and prefetch workers)
+        return (type(self), (self.path, self.problem, self.line))

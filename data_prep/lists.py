@@ -1,4 +1,4 @@
-"""TSN-style lists from split files: ``<frame_dir> <num_frames> <label>`` (python -m data_prep.lists).
+"""TSN-style lists ``<frame_dir> <num_frames> <label>`` from split files (data_prep.lists CLI).
 
 Writes ``{rgb,flow}_{train,val}_split<k>.txt`` into ``--out-dir`` and, with ``--fraction``, a
 class-stratified subset of the training list ``{rgb,flow}_train_split<k>_frac<1/f>.txt`` (the
@@ -155,7 +155,8 @@ def build_lists(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m data_prep.lists", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m data_prep.lists",
+                                description=__doc__.split("\n")[0])
     p.add_argument("dataset", choices=sorted(DATASET_READERS))
     p.add_argument("splits_dir", help="folder of classInd/trainlist/testlist or HMDB51 split files")
     p.add_argument("frames_root", help="rawframes root (one folder per video)")

@@ -39,7 +39,8 @@ FPS = 25.0
 
 SHAPES = ("Disc", "Square", "Triangle", "Cross", "Ring", "Diamond", "Bar", "Arrow")
 #: Motion families and their two directions; for "Spin" the vector is (deg/frame sign, 0).
-FAMILIES: tuple[tuple[str, tuple[str, str], tuple[tuple[float, float], tuple[float, float]]], ...] = (
+Vector = tuple[float, float]
+FAMILIES: tuple[tuple[str, tuple[str, str], tuple[Vector, Vector]], ...] = (
     ("Slide", ("Left", "Right"), ((-1.0, 0.0), (1.0, 0.0))),
     ("Lift", ("Up", "Down"), ((0.0, -1.0), (0.0, 1.0))),
     ("Spin", ("Cw", "Ccw"), ((1.0, 0.0), (-1.0, 0.0))),

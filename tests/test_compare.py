@@ -94,6 +94,15 @@ def test_method_the_paper_left_blank_is_still_listed(tmp_path):
     assert "| Baseline+SYN | two-stream | – | 79.0 | 80.0 | – |" in compare.to_markdown([section])
 
 
+def test_streams_a_table_does_not_report_are_left_out(tmp_path):
+    path = _results_file(tmp_path, [
+        _row(method="Two-stream baseline", dataset="synthetic", stream=s)
+        for s in ("appearance", "motion", "two-stream")])
+    (section,) = compare.build_comparison(compare.read_results(path), tables=(2,))
+    assert {(r.method, r.stream) for r in section.rows if r.ours} == {
+        ("Two-stream baseline", "two-stream")}
+
+
 def test_unknown_method_is_a_clear_error(tmp_path):
     path = _results_file(tmp_path, [_row(), _row(method="CO2FI-turbo")])
     with pytest.raises(ValueError, match=r"result 2: unknown method 'CO2FI-turbo'.*known methods"):

@@ -10,8 +10,13 @@
 # Usage: tools/install_caffe.sh [--cuda auto|on|off] [--cuda-arch 90] [--cudnn on|off]
 #                               [--python PY] [--venv DIR] [--jobs N] [--print-prefix] [--deps-only]
 #                               [--source-only]   (patched + configured source tree; for C++ tests)
+#                               [--deps-prefix DIR]
 # Environment: CO2FI_CACHE (default ~/.cache/co2fi), CAFFE_SRC, CO2FI_CUDA, CO2FI_CUDA_ARCH,
-#   CO2FI_CUDA_COMPILE_ONLY=1 (CUDA build on a machine with nvcc but no GPU: proves it compiles).
+#   CO2FI_CUDA_COMPILE_ONLY=1 (CUDA build on a machine with nvcc but no GPU: proves it compiles),
+#   CO2FI_DEPS_PREFIX (= --deps-prefix DIR: the Debian packages are unpacked under DIR, e.g. by
+#   tools/gpu/device_build.sh, instead of installed: no system-package check, CMake searches
+#   DIR/usr first, DIR's library folders go into the RPATH), CO2FI_CMAKE_ARGS (extra CMake
+#   arguments, appended last, part of the cache key).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +30,7 @@ jobs=$(nproc)
 print_prefix=0
 deps_only=0
 source_only=0
+deps_prefix=${CO2FI_DEPS_PREFIX:-}
 
 readonly DEB_VERSION="1.0.0+git20180821.99bd997-8"
 readonly DEB_SUITE="bullseye"
@@ -56,7 +62,8 @@ while [ $# -gt 0 ]; do
     --print-prefix) print_prefix=1; shift ;;
     --deps-only) deps_only=1; shift ;;
     --source-only) source_only=1; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --deps-prefix) deps_prefix=$2; shift 2 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -93,9 +100,15 @@ deb_packages=(build-essential cmake pkg-config dpkg-dev libboost-system-dev libb
   libboost-filesystem-dev libboost-python-dev libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev liblmdb-dev graphviz)
 missing=()
-for p in "${deb_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+if [ -n "$deps_prefix" ]; then
+  [ -d "$deps_prefix/usr/include" ] || die "--deps-prefix $deps_prefix has no usr/include"
+  deps_prefix=$(cd "$deps_prefix" && pwd)
+  say "using the packages unpacked under $deps_prefix (no system-package check)"
+else
+  for p in "${deb_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   cmd="apt-get install -y --no-install-recommends ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -209,6 +222,15 @@ if [ "$cuda" = on ]; then
   fi
 else
   cmake_args+=(-DCPU_ONLY=ON)
+fi
+if [ -n "$deps_prefix" ]; then
+  multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+  cmake_args+=(-DCMAKE_PREFIX_PATH="$deps_prefix/usr")
+  extra_rpath="$extra_rpath;$deps_prefix/usr/lib/$multiarch"
+fi
+if [ -n "${CO2FI_CMAKE_ARGS:-}" ]; then
+  read -r -a extra_cmake_args <<< "$CO2FI_CMAKE_ARGS"
+  cmake_args+=("${extra_cmake_args[@]}")
 fi
 
 # ---- Cache key: everything that goes into the build ------------------------------------------

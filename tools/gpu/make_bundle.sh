@@ -57,7 +57,7 @@ DEV_PACKAGES=(libboost1.74-dev libboost-system1.74-dev libboost-thread1.74-dev
 RUNTIME_PACKAGES=(libboost-system1.74.0 libboost-thread1.74.0 libboost-filesystem1.74.0
   libboost-atomic1.74.0 libboost-chrono1.74.0 libboost-date-time1.74.0 libprotobuf32
   libprotobuf-lite32 libprotoc32 libgoogle-glog0v6 libgflags2.2 libunwind8 libhdf5-103-1
-  libhdf5-hl-100 libaec0 libsz2 libopenblas0 libopenblas0-pthread libgfortran5 libquadmath0
+  libhdf5-hl-100 libhdf5-cpp-103-1 libhdf5-hl-cpp-100 libaec0 libsz2 libopenblas0 libopenblas0-pthread libgfortran5 libquadmath0
   liblmdb0)
 # Build tools a bare CUDA image may lack (install_caffe.sh runs make and patch).
 TOOL_PACKAGES=(make patch)
@@ -176,10 +176,12 @@ if [ ! -f "$caffe_deb_dir/.done" ]; then
 fi
 (cd "$caffe_deb_dir" && dpkg-source --no-check -x "caffe_$CAFFE_DEB_VERSION.dsc" "$stage/caffe") \
   >/dev/null || die "dpkg-source could not unpack caffe_$CAFFE_DEB_VERSION.dsc"
-# install_caffe.sh copies models/ and examples/ prototxt files: keep those, drop the rest.
-rm -rf "$stage/caffe/docs" "$stage/caffe/data" "$stage/caffe/matlab" "$stage/caffe/.pc" \
-  "$stage/caffe/debian"
-find "$stage/caffe/examples" "$stage/caffe/models" -type f ! -name '*.prototxt' -delete
+# Keep what CMake reads and install_caffe.sh copies (models/ and examples/ prototxt files); drop
+# docs, notebooks, images and Debian's packaging.
+rm -rf "$stage/caffe/data" "$stage/caffe/.pc" "$stage/caffe/debian"
+find "$stage/caffe/docs" "$stage/caffe/matlab" -type f ! -name CMakeLists.txt -delete
+find "$stage/caffe/examples" "$stage/caffe/models" -type f ! -name '*.prototxt' \
+  ! -name CMakeLists.txt ! -name '*.cpp' ! -name '*.hpp' ! -name '*.h' -delete
 find "$stage/caffe" -type d -empty -delete
 echo "debian:$CAFFE_DEB_VERSION (dpkg-source -x, docs and example data removed)" \
   > "$stage/caffe/CO2FI_SOURCE"
@@ -198,12 +200,11 @@ bsrc=$stage/boost
 mkdir -p "$bsrc"
 orig=$(ls "$boost_dir"/boost1.74_*.orig.tar.xz)
 top=$(tar -tJf "$orig" 2>/dev/null | head -1 | cut -d/ -f1 || true)
-tar -C "$bsrc" -xJf "$orig" --wildcards "$top/libs/python/src/*" "$top/boost/python/*" \
-  "$top/boost/python.hpp"
+tar -C "$bsrc" -xJf "$orig" --wildcards "$top/libs/python/src/*" "$top/libs/python/include/*"
 tar -C "$bsrc" -xJf "$boost_dir"/boost1.74_*.debian.tar.xz debian/patches
 applied=()
 for p in $(grep -v '^#' "$bsrc/debian/patches/series" 2>/dev/null || true); do
-  if grep -q -E '^\+\+\+ [^ ]*(libs/python/|boost/python)' "$bsrc/debian/patches/$p"; then
+  if grep -q -E '^\+\+\+ [^ ]*libs/python/src/' "$bsrc/debian/patches/$p"; then
     patch -d "$bsrc/$top" -p1 --forward -s < "$bsrc/debian/patches/$p" \
       || die "Debian's boost patch $p does not apply to libs/python"
     applied+=("$p")

@@ -1,0 +1,144 @@
+"""Data pipeline benchmark (not a test): prints figures and ratios.
+
+1. Flow extraction frames/s at paper.FRAME_SIZE, one process: TV-L1 (dense_flow's settings),
+   our tvl1-fast, Farneback.
+2. Extraction speed-up from 1 to 2 worker processes (target >= 1.8x).
+3. Data-layer throughput (ClipDataLayer's batch maker behind the prefetcher, W workers) in
+   decoded JPEGs/s against the raw ``np.fromfile + cv2.imdecode`` rate of the same JPEGs in W
+   processes (target >= 90%).
+
+    .venv/bin/python tools/bench_data.py [--workers 2] [--seconds 8] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from co2fi_layers.batches import ClipBatches  # noqa: E402
+from co2fi_layers.prefetch import Prefetcher  # noqa: E402
+from data_prep import extract, flow, lists, synthetic  # noqa: E402
+from netgen import paper  # noqa: E402
+
+
+def flow_rates(videos: list[Path], pairs: dict[str, int]) -> dict[str, float]:
+    cv2.setNumThreads(1)
+    capture = cv2.VideoCapture(str(videos[0]))
+    greys = []
+    while len(greys) < max(pairs.values()) + 1:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frame = cv2.resize(frame, paper.FRAME_SIZE)
+        greys.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    rates = {}
+    for method, n in pairs.items():
+        fn = flow.METHODS[method]()
+        start = time.perf_counter()
+        for i in range(n):
+            fn(greys[i], greys[i + 1])
+        rates[method] = n / (time.perf_counter() - start)
+    return rates
+
+
+def extraction_speedup(videos: list[Path], work: Path, method: str) -> tuple[float, float]:
+    times = []
+    for workers in (1, 2):
+        out = work / f"speedup_{method}_{workers}"
+        start = time.perf_counter()
+        extract.extract_all(videos, out, extract.ExtractOptions(flow=method), workers,
+                            progress=False)
+        times.append(time.perf_counter() - start)
+    return times[0], times[1]
+
+
+def _decode_loop(paths: list[str], seconds: float, flags: int, counter) -> None:
+    cv2.setNumThreads(1)
+    n, end, i = 0, time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        image = cv2.imdecode(np.fromfile(paths[i % len(paths)], np.uint8), flags)
+        assert image is not None
+        n, i = n + 1, i + 1
+    with counter.get_lock():
+        counter.value += n
+
+
+def raw_decode_rate(paths: list[str], workers: int, seconds: float, flags: int) -> float:
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("l", 0)
+    chunks = [paths[w::workers] for w in range(workers)]
+    procs = [ctx.Process(target=_decode_loop, args=(c, seconds, flags, counter)) for c in chunks]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return counter.value / seconds
+
+
+def layer_rate(list_path: Path, root: Path, modality: str, workers: int, seconds: float
+               ) -> float:
+    maker = ClipBatches(str(list_path), str(root), modality, paper.BATCH_SIZE, paper.INPUT_SIZE,
+                        seed=0)
+    top = {k: np.empty(s, np.float32) for k, s in maker.shapes().items()}
+    with Prefetcher(maker, workers) as prefetcher:
+        for _ in range(workers + 1):  # warm-up: fill the pipeline
+            prefetcher.next()
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            batch = prefetcher.next()
+            for k in top:  # what the Caffe layer does: copy into its top blobs
+                top[k][...] = batch[k]
+            n += 1
+        elapsed = time.perf_counter() - start
+    images_per_sample = 1 if modality == "rgb" else 2 * paper.FLOW_STACK
+    return n * paper.BATCH_SIZE * images_per_sample / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
+    args = p.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_data_"))
+    width, height = paper.FRAME_SIZE
+    print(f"cores available: {len(os.sched_getaffinity(0))}; OpenCV {cv2.__version__}; "
+          f"frames {width}x{height}; input {paper.INPUT_SIZE}; batch {paper.BATCH_SIZE}")
+    videos = synthetic.generate(work / "syn", num_classes=2, clips_per_class=2, num_frames=40,
+                                width=width, height=height, seed=0)
+
+    rates = flow_rates(videos, {"tvl1": 4, "tvl1-fast": 12, "farneback": 30})
+    for method, rate in rates.items():
+        print(f"flow {method:10s} {rate:7.2f} frames/s (1 process, {width}x{height})")
+
+    t1, t2 = extraction_speedup(videos, work, "farneback")
+    print(f"extraction (farneback, 4 videos x 40 frames): 1 worker {t1:.2f} s, "
+          f"2 workers {t2:.2f} s, speed-up {t1 / t2:.2f}x (target >= 1.8x)")
+
+    frames_root = work / "speedup_farneback_1"
+    report = lists.build_lists("synthetic", work / "syn" / "splits", frames_root,
+                               work / "lists", 1)
+    assert not report.problems, report.problems
+    for modality, prefix, flags in (("rgb", "img_", cv2.IMREAD_COLOR),
+                                    ("flow", "flow_", cv2.IMREAD_GRAYSCALE)):
+        paths = sorted(str(f) for f in frames_root.glob(f"*/{prefix}*.jpg"))
+        raw = raw_decode_rate(paths, args.workers, args.seconds, flags)
+        layer = layer_rate(work / "lists" / f"{modality}_train_split1.txt", frames_root,
+                           modality, args.workers, args.seconds)
+        print(f"{modality:4s} JPEG decode {raw:8.1f} img/s; data layer {layer:8.1f} img/s "
+              f"({layer / raw:.0%} of raw; target >= 90%) with {args.workers} workers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
