@@ -66,7 +66,7 @@ def evaluate(selections: Sequence[Selection], weights: Sequence[float] | None = 
     for other in files[1:]:
         _check_same_videos(files[0], other)
     models: dict[str, np.ndarray] = {}
-    for selection, loaded in zip(selections, files):
+    for selection, loaded in zip(selections, files, strict=False):
         for stream in selection.streams or tuple(loaded.scores):
             if stream not in loaded.scores:
                 raise ValueError(f"{selection.path}: no stream {stream!r}; "
@@ -74,7 +74,7 @@ def evaluate(selections: Sequence[Selection], weights: Sequence[float] | None = 
             models[f"{selection.path}:{stream}"] = loaded.scores[stream]
     if weights is not None and len(weights) != len(models):
         raise ValueError(f"{len(weights)} weights for {len(models)} models: {list(models)}")
-    weight_of = dict(zip(models, weights)) if weights is not None else None
+    weight_of = dict(zip(models, weights, strict=False)) if weights is not None else None
     fused = metrics.fuse(models, weight_of, mode)
     reference = files[0]
     return Evaluation(metrics.evaluate(fused, reference.labels), fused, reference.labels,

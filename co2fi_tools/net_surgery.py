@@ -225,7 +225,8 @@ def transplant(target: Mapping[str, Sequence[np.ndarray]],
         if len(src.blobs) != len(blobs):
             problem = f"{len(blobs)} blobs in the net, {len(src.blobs)} in {model.path}"
         else:
-            for i, (dst, blob, legacy) in enumerate(zip(blobs, src.blobs, src.legacy_shape)):
+            pairs = zip(blobs, src.blobs, src.legacy_shape, strict=True)
+            for i, (dst, blob, legacy) in enumerate(pairs):
                 fitted, note = _adapt_blob(blob, legacy, tuple(dst.shape), src_name,
                                            cross_modality)
                 if fitted is None:
@@ -242,7 +243,7 @@ def transplant(target: Mapping[str, Sequence[np.ndarray]],
             raise ShapeMismatchError(
                 f"layer {layer!r} <- {label} {src_name!r}: {problem}. "
                 f"Add {src_name!r} to the allowed-skip list if this is intended.")
-        for dst, fitted in zip(blobs, adapted):
+        for dst, fitted in zip(blobs, adapted, strict=False):
             dst[...] = fitted
         report.copied.append((layer, label, src_name, ", ".join(sorted(notes))))
     return report
@@ -268,7 +269,7 @@ def _net_params(net) -> dict[str, list[np.ndarray]]:
 
 
 def deconvolution_layers(net) -> list[str]:
-    return [name for name, layer in zip(net._layer_names, net.layers)
+    return [name for name, layer in zip(net._layer_names, net.layers, strict=False)
             if layer.type == "Deconvolution" and len(layer.blobs)]
 
 
@@ -324,7 +325,7 @@ def describe_caffemodel(path: str | os.PathLike) -> str:
     for layer in model.layers.values():
         shapes = ", ".join(
             f"{'x'.join(map(str, b.shape))}{' (legacy)' if leg else ''}"
-            for b, leg in zip(layer.blobs, layer.legacy_shape))
+            for b, leg in zip(layer.blobs, layer.legacy_shape, strict=False))
         lines.append(f"  {layer.name}: {shapes}")
     return "\n".join(lines)
 

@@ -39,6 +39,8 @@ class Experiment:
     seed: int = 0
     #: Iterations of every stage (None: the generated solver's); for quick runs and tests.
     max_iter: int | None = None
+    #: Iterations of the fusion stages only (None: as max_iter): they fine-tune trained towers.
+    fusion_max_iter: int | None = None
     #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
     imagenet: dict[str, str] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
@@ -92,7 +94,8 @@ def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
             split=exp.split,
             train_list_tag=_grouper_tag() if stage.grouper_data else None,
             num_classes=exp.num_classes,
-            max_iter=exp.max_iter,
+            max_iter=(exp.fusion_max_iter if stage.variant.endswith("_centred")
+                      and exp.fusion_max_iter is not None else exp.max_iter),
             seed=exp.seed,
             init=init,
             meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,

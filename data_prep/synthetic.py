@@ -141,10 +141,13 @@ def draw_shape_mask(
                 cv2.fillPoly(mask, polys, 255, cv2.LINE_AA, 4)
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+def _background(rng: np.random.Generator, width: int, height: int, clutter: float = 1.0
+                ) -> np.ndarray:
     low = rng.uniform(40, 200, size=(4, 5, 3)).astype(np.float32)
+    low = 120 + clutter * (low - 120)  # less clutter: colours pulled towards mid-grey
     bg = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)
-    fine = rng.normal(0, 12, size=(height // 4 + 1, width // 4 + 1, 3)).astype(np.float32)
+    fine = rng.normal(0, 12 * clutter, size=(height // 4 + 1, width // 4 + 1, 3)).astype(
+        np.float32)
     bg += cv2.resize(fine, (width, height), interpolation=cv2.INTER_LINEAR)[:height, :width]
     return bg
 
@@ -171,11 +174,13 @@ class _Mover:
 
 
 def render_clip(
-    spec: ClassSpec, rng: np.random.Generator, num_frames: int, width: int, height: int
+    spec: ClassSpec, rng: np.random.Generator, num_frames: int, width: int, height: int,
+    clutter: float = 1.0,
 ) -> list[np.ndarray]:
-    """Frames (BGR uint8) of one clip of class ``spec``."""
+    """Frames (BGR uint8) of one clip of class ``spec``. ``clutter`` (0..1) scales the
+    background's colours, the distractors, the flicker and the noise (1: the full set)."""
     timeline = clip_timeline(num_frames, rng)
-    background = _background(rng, width, height)
+    background = _background(rng, width, height, clutter)
     size = height * rng.uniform(0.16, 0.21)
     x, y = rng.uniform(0, width), rng.uniform(0, height)
     angle = rng.uniform(0, 360)
@@ -198,12 +203,12 @@ def render_clip(
             size=height * rng.uniform(0.05, 0.08),
             colour=rng.uniform(30, 230, size=3).astype(np.float32),
         )
-        for _ in range(int(rng.integers(2, 5)))
+        for _ in range(round(int(rng.integers(2, 5)) * clutter))
     ]
     frames = []
     mask = np.zeros((height, width), np.uint8)
     for t in range(num_frames):
-        img = background * rng.uniform(0.9, 1.1)
+        img = background * (1 + clutter * rng.uniform(-0.1, 0.1))
         for d in distractors:
             mask[:] = 0
             draw_shape_mask(mask, d.shape, d.x, d.y, d.size, 0.0)
@@ -220,7 +225,7 @@ def render_clip(
         alpha = mask[..., None].astype(np.float32) / 255
         look = texture if t >= timeline.show_start else np.float32(grey)
         img = img * (1 - alpha) + look * alpha
-        img += rng.normal(0, 6, size=img.shape).astype(np.float32)
+        img += rng.normal(0, 6 * clutter, size=img.shape).astype(np.float32)
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
     return frames
 
@@ -289,10 +294,13 @@ def generate(
     test_fraction: float = 0.25,
     num_splits: int = 1,
     progress: bool = False,
+    clutter: float = 1.0,
 ) -> list[Path]:
     """Writes the videos and split files; returns the video paths. Finished videos are kept."""
     if num_classes < 1 or clips_per_class < 2 or num_frames < 2:
         raise ValueError("need >= 1 class, >= 2 clips a class and >= 2 frames a clip")
+    if not 0 <= clutter <= 1:
+        raise ValueError(f"clutter must be in [0, 1], got {clutter}")
     out_dir = Path(out_dir)
     specs = class_specs(num_classes)
     paths = []
@@ -309,7 +317,7 @@ def generate(
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([seed, label, clip])
-        write_video(path, render_clip(spec, rng, num_frames, width, height))
+        write_video(path, render_clip(spec, rng, num_frames, width, height, clutter))
     write_splits(out_dir / "splits", specs, clips_per_class, test_fraction, num_splits)
     return paths
 
@@ -327,11 +335,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.25, help="clips a class held out")
     p.add_argument("--splits", type=int, default=1, help="number of train/test splits")
+    p.add_argument("--clutter", type=float, default=1.0,
+                   help="0..1: background colours, distractors, flicker and noise (default 1)")
     args = p.parse_args(argv)
     try:
         paths = generate(
             args.out_dir, args.classes, args.clips_per_class, args.frames, args.width,
             args.height, args.seed, args.test_fraction, args.splits, progress=True,
+            clutter=args.clutter,
         )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -85,7 +85,7 @@ def test_caffe_layer_matches_function(tmp_path):
     tops = L.Python(n.score, n.label, ntop=3, python_param={
         "module": "co2fi_layers.class_groups", "layer": "ClassGroupLayer",
         "param_str": json.dumps({"group_sizes": [5, 3, 1], "num_classes": 7})})
-    for name, t in zip(("coarse", "medium", "fine"), tops):
+    for name, t in zip(("coarse", "medium", "fine"), tops, strict=False):
         n[name] = t
     path = tmp_path / "groups.prototxt"
     path.write_text(str(n.to_proto()))

@@ -39,7 +39,7 @@ def test_eq1_weights_and_normalization():
     alpha = (0.1, 0.1, 1.0)
     loss, _ = group_loss(zs, ms, alpha, 6)
     ref = 0.0
-    for z, m, a in zip(zs, ms, alpha):
+    for z, m, a in zip(zs, ms, alpha, strict=False):
         ref += a * -(m * np.log(_softmax(z))).sum() / 4
     assert loss == pytest.approx(ref / 6)
     loss_no_n, _ = group_loss(zs, ms, alpha, 6, class_normalization=False)

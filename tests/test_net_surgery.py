@@ -194,7 +194,7 @@ def test_initialise_net_copies_exactly_the_expected_blobs(tmp_path):
     np.testing.assert_array_equal(p["grouper_conv1"][1], cnn_m["conv1"][1].reshape(2))
     np.testing.assert_array_equal(p["grouper_fc6"][0], cnn_m["fc6"][0].reshape(3, 32))
     for untouched in ("fc8", "side"):
-        for got, was in zip(p[untouched], before[untouched]):
+        for got, was in zip(p[untouched], before[untouched], strict=False):
             np.testing.assert_array_equal(got, was)
     np.testing.assert_array_equal(p["up"][0], ns.bilinear_weights((2, 1, 4, 4)))
 

@@ -36,7 +36,7 @@ def lstm_reference(xs, params_per_step):
     h = np.zeros((xs[0].shape[0], params_per_step[0][2].shape[1]))
     c = np.zeros_like(h)
     out = []
-    for t, (x, (wx, b, wh)) in enumerate(zip(xs, params_per_step)):
+    for t, (x, (wx, b, wh)) in enumerate(zip(xs, params_per_step, strict=False)):
         cont = 0.0 if t == 0 else 1.0
         gates = x @ wx.T + b + (cont * h) @ wh.T
         hd = h.shape[1]

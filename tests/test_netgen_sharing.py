@@ -36,7 +36,8 @@ def test_five_towers_share_blob_memory():
     for t in range(2, 6):
         assert _tower_layers(net, f"flow_t{t}") == layers
         for layer in layers:
-            for a, b in zip(net.params[f"flow_t1/{layer}"], net.params[f"flow_t{t}/{layer}"]):
+            first, other = net.params[f"flow_t1/{layer}"], net.params[f"flow_t{t}/{layer}"]
+            for a, b in zip(first, other, strict=True):
                 assert np.shares_memory(a.data, b.data), (t, layer)
     # the centre tower of the other stream is separate
     assert not np.shares_memory(net.params["rgb_t3/conv1_2"][0].data,

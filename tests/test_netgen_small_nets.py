@@ -111,12 +111,12 @@ def test_variant_differences():
 
 def test_grouper_is_frozen_in_coarse_to_fine_net():
     net, _ = run_train("co2fi_flow")
-    layers = dict(zip(net._layer_names, net.layers))
+    layers = dict(zip(net._layer_names, net.layers, strict=False))
     assert "grouper_conv1" in layers
     for name in ("grouper_conv1", "grouper_fc8"):
         assert np.all(net.params[name][0].diff == 0)
     names = list(net._layer_names)
-    needs = dict(zip(names, net._layer_needs_backward)) if hasattr(
+    needs = dict(zip(names, net._layer_needs_backward, strict=False)) if hasattr(
         net, "_layer_needs_backward") else None
     if needs is not None:
         assert not needs["grouper_conv1"]

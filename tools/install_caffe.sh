@@ -140,8 +140,10 @@ if [ "$cuda" = on ] && [ ! -f "$cuda_root/include/cublas_v2.h" ]; then
       || die "pip install nvidia-cublas nvidia-curand failed"
     rm -rf "$cuda_extra" && mv "$cuda_extra.tmp" "$cuda_extra" && touch "$cuda_extra/.done"
   fi
-  # The wheels hold only versioned sonames; FindCUDA looks for libcublas.so / libcurand.so.
+  # The wheels hold only versioned sonames; FindCUDA looks for libcublas.so / libcurand.so,
+  # and the loader then for the sonames in the same folder (the RPATH points there).
   mkdir -p "$cuda_extra/lib"
+  for so in "$cuda_extra"/nvidia/*/lib/*.so*; do ln -sfn "$so" "$cuda_extra/lib/$(basename "$so")"; done
   for lib in cublas cublasLt curand; do
     so=$(ls "$cuda_extra"/nvidia/*/lib/lib$lib.so.* 2>/dev/null | head -1)
     [ -n "$so" ] || die "no lib$lib.so.* in $cuda_extra (delete it to reinstall the wheels)"
@@ -339,7 +341,7 @@ cat > "$stage/co2fi-build.json" <<EOF
  "cuda_extra": "$cuda_extra", "built": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
 EOF
 PYTHONPATH="$stage/python" "$python" -c "import caffe" >>"$log" 2>&1 \
-  || PYTHONPATH="$stage/python" LD_LIBRARY_PATH="$stage/lib" "$python" -c "import caffe" >>"$log" 2>&1 \
+  || PYTHONPATH="$stage/python" LD_LIBRARY_PATH="$stage/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$python" -c "import caffe" >>"$log" 2>&1 \
   || fail "the built pycaffe does not import"
 touch "$stage/.complete"
 rm -rf "$prefix"

@@ -180,11 +180,12 @@ if [ "$cuda" = on ]; then
     for l in cublas cublasLt curand; do
       f=$(find "$nvsite/nvidia" -name "lib$l.so.*" | sort | head -1)
       [ -n "$f" ] || die "no lib$l.so.* under $nvsite/nvidia"
-      ln -sf "$f" "$cx/lib/"
+      ln -sf "$(dirname "$f")"/* "$cx/lib/"   # with the libraries beside it
     done
     touch "$prefix/cache/cuda-extra/.done"
     say "cuBLAS/cuRAND from $nvsite/nvidia ($(basename "$(readlink -f "$cx/lib/libcublas.so."*)"))"
     ld_path="$ld_path:$cx/lib"
+    export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$cx/lib"   # install_caffe.sh's import check
   fi
 fi
 
@@ -198,13 +199,14 @@ caffe_prefix=$(PYTHONPATH="$pyextra${PYTHONPATH:+:$PYTHONPATH}" "$repo/tools/ins
   | tail -1)
 rc=$?
 set -e
-for f in "$prefix"/cache/logs/*.log; do [ -f "$f" ] && cp "$f" "$out/caffe-build.log"; done
+newest=$(ls -t "$prefix"/cache/logs/*.log 2>/dev/null | head -1 || true)
+[ -n "$newest" ] && cp "$newest" "$out/caffe-build.log"
 [ "$rc" = 0 ] && [ -f "$caffe_prefix/.complete" ] || die "install_caffe.sh failed (rc $rc); log: $out/caffe-build.log"
 
 # ---- 5. env.sh and the smoke test ------------------------------------------------------------
 cat > "$prefix/env.sh" <<EOF
 # Source this before running Caffe (pycaffe or bin/caffe) built by tools/gpu/device_build.sh.
-export CO2FI_CAFFE_PREFIX=$caffe_prefix
+export CO2FI_ROOT=$prefix CO2FI_CAFFE_PREFIX=$caffe_prefix
 export PYTHONPATH=$caffe_prefix/python:$repo${pyextra:+:$pyextra}\${PYTHONPATH:+:\$PYTHONPATH}
 export LD_LIBRARY_PATH=$caffe_prefix/lib:$ld_path\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}
 export PATH=$caffe_prefix/bin:\$PATH

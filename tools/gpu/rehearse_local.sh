@@ -3,10 +3,12 @@
 # it: inside a private mount namespace (unshare -m) where the system's copies of Caffe's
 # dependencies are hidden (overlay whiteouts, a fresh ld.so.cache), with a Python 3.12 venv.
 #
-# Usage: tools/gpu/rehearse_local.sh [--cuda off|on] [--prefix DIR] [--python PY3.12] [-- ARGS]
+# Usage: tools/gpu/rehearse_local.sh [--cuda off|on] [--prefix DIR] [--python PY3.12]
+#                                    [--exec 'CMD'] [-- ARGS]
 #   --cuda off (default): the whole build + CPU smoke test against the bundle.
 #   --cuda on: CO2FI_CUDA_COMPILE_ONLY=1, the CUDA build without a GPU (long on 2 cores).
-# ARGS after -- go to device_build.sh (e.g. --no-smoke). Nothing outside the namespace changes
+# ARGS after -- go to device_build.sh (e.g. --no-smoke); --exec runs CMD (bash) in the namespace
+# instead of device_build.sh, e.g. 'source DIR/env.sh && ldd ...'. Nothing outside it changes
 # but DIR (default /tmp/co2fi-rehearsal) and OUT (default DIR/logs).
 set -euo pipefail
 
@@ -15,14 +17,16 @@ cuda=off
 prefix=/tmp/co2fi-rehearsal
 python=""
 extra=()
+exec_cmd=""
 die() { echo "rehearse_local: error: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --cuda) cuda=$2; shift 2 ;;
     --prefix) prefix=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
+    --exec) exec_cmd=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -69,12 +73,13 @@ whiteout /usr/bin $HIDE_BIN
 ldconfig -C "$ovl/ld.so.cache"
 mount --bind "$ovl/ld.so.cache" /etc/ld.so.cache
 echo "rehearse_local: hidden: $(ls /usr/include | grep -c -E '^(boost|google|glog)$' || true) of boost/google/glog headers visible, protoc: $(command -v protoc || echo none)"
+[ -n "$EXEC_CMD" ] && exec bash -c "$EXEC_CMD"
 exec "$REPO/tools/gpu/device_build.sh" "$@"
 EOF
 )
 compile_only=0
 [ "$cuda" = on ] && compile_only=1
-REH=$prefix REPO=$repo HIDE_LIB="${hide_lib[*]}" HIDE_INC="${hide_inc[*]}" \
+REH=$prefix REPO=$repo EXEC_CMD=$exec_cmd HIDE_LIB="${hide_lib[*]}" HIDE_INC="${hide_inc[*]}" \
   HIDE_BIN="${hide_bin[*]}" CO2FI_CUDA_COMPILE_ONLY=$compile_only \
   unshare -m bash -c "$ns_script" rehearse --cuda "$cuda" --prefix "$prefix" --python "$python" \
   "${extra[@]}"

@@ -1,0 +1,113 @@
+"""tools/gpu/: what runs without a GPU (the GPU runs are tools/gpu/run_on_device.sh)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GPU_TOOLS = REPO / "tools" / "gpu"
+
+def needs_caffe() -> None:
+    pytest.importorskip("caffe")
+
+
+def run(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_make_bundle_dry_run_lists_caffe_build_dependencies() -> None:
+    p = run(["bash", str(GPU_TOOLS / "make_bundle.sh"), "--dry-run"])
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for pkg in ("libboost1.74-dev", "libboost-thread1.74-dev", "libprotobuf-dev",
+                "protobuf-compiler", "libgoogle-glog-dev", "libgflags-dev", "libhdf5-dev",
+                "libopenblas-dev", "liblmdb-dev", "libhdf5-103-1", "libopenblas0-pthread"):
+        assert pkg in out, pkg
+    assert "boost1.74" in out and "libs/python" in out
+    assert "caffe=1.0.0+git20180821.99bd997-8" in out
+    for f in ("deps.tar.xz", "caffe-src.tar.xz", "boost-python-src.tar.xz", "MANIFEST.txt"):
+        assert f in out, f
+    # cuBLAS/cuRAND come from the device's PyTorch, never from the bundle.
+    assert "cublas" not in out.lower()
+
+
+def test_device_scripts_parse() -> None:
+    for script in ("make_bundle.sh", "device_build.sh", "run_on_device.sh", "rehearse_local.sh"):
+        p = run(["bash", "-n", str(GPU_TOOLS / script)])
+        assert p.returncode == 0, f"{script}: {p.stderr}"
+        text = (GPU_TOOLS / script).read_text()
+        assert "set -euo pipefail" in text or "set -uo pipefail" in text, script
+
+
+def check(*args: str) -> subprocess.CompletedProcess[str]:
+    needs_caffe()
+    return run([sys.executable, str(GPU_TOOLS / "check_gpu_vs_cpu.py"), "--mode", "cpu-vs-cpu",
+                "--variant", "baseline_rgb", "--batch", "2", *args])
+
+
+def test_check_cpu_vs_cpu_passes_and_reports(tmp_path: Path) -> None:
+    report = tmp_path / "check.md"
+    p = check("--report", str(report))
+    assert p.returncode == 0, p.stdout + p.stderr
+    text = report.read_text()
+    assert "Result: **PASS**" in text
+    assert "| baseline_rgb | pass |" in text
+    assert "rel. L2" in text and "dropout ratio 0" in text
+
+
+def test_check_detects_a_perturbed_weight(tmp_path: Path) -> None:
+    report = tmp_path / "check.md"
+    p = check("--perturb-weight", "--report", str(report))
+    assert p.returncode == 1, p.stdout + p.stderr
+    text = report.read_text()
+    assert "Result: **FAIL**" in text and "## Failures" in text
+    assert "perturbed on purpose" in text
+
+
+def test_check_compare_tolerances() -> None:
+    needs_caffe()
+    spec = importlib.util.spec_from_file_location("check_gpu_vs_cpu",
+                                                  GPU_TOOLS / "check_gpu_vs_cpu.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["check_gpu_vs_cpu"] = mod   # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    import numpy as np
+
+    a = {"x": np.ones(1000, np.float32), "zero": np.zeros(3, np.float32)}
+    tol = mod.Tolerance(1e-4, 1e-3, 1e-7)
+    near = {"x": a["x"] * (1 + 1e-6), "zero": a["zero"]}
+    assert mod.compare(a, near, tol)[0] == []
+    far = {"x": a["x"] * (1 + 1e-2), "zero": a["zero"]}
+    assert len(mod.compare(a, far, tol)[0]) == 1
+    nan = {"x": a["x"], "zero": np.array([0, np.nan, 0], np.float32)}
+    assert "NaN" in mod.compare(a, nan, tol)[0][0]
+
+
+def test_bench_tiny_cpu_report(tmp_path: Path) -> None:
+    needs_caffe()
+    pytest.importorskip("torch")
+    out, js = tmp_path / "bench.md", tmp_path / "bench.json"
+    p = run([sys.executable, str(GPU_TOOLS / "bench_caffe_vs_pytorch.py"), "--device", "cpu",
+             "--size", "tiny", "--batch", "2", "--iters", "1", "--warmup", "0", "--nets",
+             "baseline_rgb", "--streams", "rgb", "--out", str(out), "--json", str(js)],
+            timeout=240)
+    assert p.returncode == 0, p.stdout + p.stderr
+    text = out.read_text()
+    for field in ("## Environment", "| implementation | net | TF32 |", "fwd+bwd ms",
+                  "samples/s", "TFLOP/s", "% fp32 peak", "device MiB", "| Caffe | baseline_rgb |",
+                  "| PyTorch | pytorch_vgg16_rgb | off |", "Caffe build:"):
+        assert field in text, field
+    data = json.loads(js.read_text())
+    caffe_r, torch_r = data["results"]
+    # Same VGG-16: same parameter count and the same FLOPs, counted two ways.
+    assert caffe_r["params"] == torch_r["params"]
+    assert caffe_r["flops"]["train"] == pytest.approx(torch_r["flops"]["train"])
+    assert caffe_r["fwd_bwd_ms"]["median"] > 0 and torch_r["step_ms"]["median"] > 0
+    assert "rgb: Caffe" in text and "parameters same" in text
