@@ -9,6 +9,7 @@ Every step resumes: run it again and it continues where it stopped.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,8 @@ def prepare_synthetic(root: Path, classes: int, clips: int, frames: int, flow: s
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Caffe's INFO lines go to each run's train.log; the console shows progress only.
+    os.environ.setdefault("GLOG_minloglevel", "2")
     ap = argparse.ArgumentParser(prog="tools/demo.py", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/demo", help="where everything goes")
     ap.add_argument("--classes", type=int, default=10)

@@ -15,6 +15,7 @@ interrupted run resumes where it stopped:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,8 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Caffe's INFO lines go to each run's train.log; the console shows progress only.
+    os.environ.setdefault("GLOG_minloglevel", "2")
     import argparse
     import sys
 

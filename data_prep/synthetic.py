@@ -48,6 +48,10 @@ FAMILIES: tuple[tuple[str, tuple[str, str], tuple[Vector, Vector]], ...] = (
 )
 PATTERNS = ("Striped", "Checked")
 CLASSES_PER_GROUP = 4  # 2 directions x 2 patterns
+#: Background colour, distractors, flicker and noise (1: the full set). At 1 the small nets
+#: trained from scratch stay at chance within a CPU budget: saturated background blobs look
+#: like the object; at 0.3 they learn (docs/REPRODUCTION.md, "Data pipeline").
+DEFAULT_CLUTTER = 0.3
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,7 @@ def draw_shape_mask(
                 cv2.fillPoly(mask, polys, 255, cv2.LINE_AA, 4)
 
 
-def _background(rng: np.random.Generator, width: int, height: int, clutter: float = 1.0
+def _background(rng: np.random.Generator, width: int, height: int, clutter: float = DEFAULT_CLUTTER
                 ) -> np.ndarray:
     low = rng.uniform(40, 200, size=(4, 5, 3)).astype(np.float32)
     low = 120 + clutter * (low - 120)  # less clutter: colours pulled towards mid-grey
@@ -175,7 +179,7 @@ class _Mover:
 
 def render_clip(
     spec: ClassSpec, rng: np.random.Generator, num_frames: int, width: int, height: int,
-    clutter: float = 1.0,
+    clutter: float = DEFAULT_CLUTTER,
 ) -> list[np.ndarray]:
     """Frames (BGR uint8) of one clip of class ``spec``. ``clutter`` (0..1) scales the
     background's colours, the distractors, the flicker and the noise (1: the full set)."""
@@ -184,7 +188,11 @@ def render_clip(
     size = height * rng.uniform(0.16, 0.21)
     x, y = rng.uniform(0, width), rng.uniform(0, height)
     angle = rng.uniform(0, 360)
-    grey = rng.uniform(110, 170)
+    # Before its texture shows, the object wears its coarse group's tint: the classes of a
+    # group share their look (Fig. 1a) and differ only in motion direction and texture.
+    hue = (spec.group * 47) % 180
+    grey = np.array(cv2.cvtColor(np.uint8([[[hue, 150, int(rng.uniform(150, 220))]]]),
+                                 cv2.COLOR_HSV2BGR)[0, 0], np.float32)
     colour = np.array(cv2.cvtColor(
         np.uint8([[[rng.integers(0, 180), 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0], np.float32)
     texture = _texture(spec.pattern, width, height, colour, period=max(2, round(size / 3)))
@@ -294,7 +302,7 @@ def generate(
     test_fraction: float = 0.25,
     num_splits: int = 1,
     progress: bool = False,
-    clutter: float = 1.0,
+    clutter: float = DEFAULT_CLUTTER,
 ) -> list[Path]:
     """Writes the videos and split files; returns the video paths. Finished videos are kept."""
     if num_classes < 1 or clips_per_class < 2 or num_frames < 2:
@@ -335,8 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.25, help="clips a class held out")
     p.add_argument("--splits", type=int, default=1, help="number of train/test splits")
-    p.add_argument("--clutter", type=float, default=1.0,
-                   help="0..1: background colours, distractors, flicker and noise (default 1)")
+    p.add_argument("--clutter", type=float, default=DEFAULT_CLUTTER,
+                   help="0..1: background colours, distractors, flicker and noise "
+                        f"(default {DEFAULT_CLUTTER})")
     args = p.parse_args(argv)
     try:
         paths = generate(

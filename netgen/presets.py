@@ -27,6 +27,10 @@ class Preset:
     name: str
     #: Side of the square network input (paper: 224, after TSN).
     input_size: int
+    #: Inputs are multiplied by this before the first convolution (Caffe Power layer, left
+    #: out when 1). The paper preset starts from ImageNet VGG-16, which expects raw
+    #: mean-subtracted pixels; nets trained from scratch (small) learn far faster on unit scale.
+    input_scale: float
     #: VGG-16 output channels of stages 1..5 and the width of fc6/fc7.
     vgg_channels: tuple[int, int, int, int, int]
     vgg_fc: int
@@ -80,6 +84,7 @@ class Preset:
 PAPER = Preset(
     name="paper",
     input_size=paper.INPUT_SIZE,
+    input_scale=1.0,
     vgg_channels=(64, 128, 256, 512, 512),
     vgg_fc=4096,
     cnnm_channels=(96, 256, 512, 512, 512),
@@ -113,6 +118,7 @@ PAPER = Preset(
 SMALL = Preset(
     name="small",
     input_size=64,
+    input_scale=1 / 128,
     vgg_channels=(8, 16, 32, 64, 64),
     vgg_fc=256,
     cnnm_channels=(12, 32, 64, 64, 64),
@@ -126,18 +132,19 @@ SMALL = Preset(
     async_lstm=64,
     dropout=0.5,
     batch_size=8,
-    base_lr=paper.BASE_LR,
+    # Trained from scratch, with He init and unit-scale inputs: 0.01 stalls, 3e-3 learns.
+    base_lr=3e-3,
     lr_gamma=paper.LR_GAMMA,
-    lr_step=200,
-    max_iter=400,
+    lr_step=1000,
+    max_iter=1500,
     momentum=paper.MOMENTUM,
     weight_decay=5e-4,
-    grouper_max_iter=100,
+    grouper_max_iter=300,
     grouper_data_fraction=paper.GROUPER_DATA_FRACTION,
     test_iter=10,
-    test_interval=100,
+    test_interval=500,
     display=10,
-    snapshot=200,
+    snapshot=500,
     solver_mode="CPU",
     deploy_batch_single=paper.TEST_PERIODS * paper.FUSION_STEPS,
     deploy_batch_fusion=paper.TEST_PERIODS,

@@ -12,7 +12,7 @@ from typing import Any
 from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 
-from netgen.blocks import Scope, conv, fc, max_pool
+from netgen.blocks import BIAS_FILLER, CONV_FILLER, Scope, conv, fc, max_pool
 from netgen.presets import Preset
 
 #: Convolutions per VGG-16 stage (Simonyan & Zisserman 2015, configuration D).
@@ -27,6 +27,17 @@ CNNM_LRN: dict[str, Any] = {"local_size": 5, "alpha": 5e-4, "beta": 0.75, "k": 2
 VGG16_STAGE_STRIDES: dict[str, int] = {"conv3_3": 4, "conv4_3": 8, "conv5_3": 16}
 
 
+def scaled_input(n: NetSpec, s: Scope, data: Top, preset: Preset, prefix: str = "",
+                 extra: dict[str, Any] | None = None) -> Top:
+    """``data`` times ``preset.input_scale`` (a Power layer ``<prefix>input_scale``), or
+    ``data`` itself when the scale is 1."""
+    if preset.input_scale == 1:
+        return data
+    name = s.name(f"{prefix}input_scale")
+    n[name] = L.Power(data, name=name, power_param={"scale": preset.input_scale}, **(extra or {}))
+    return n[name]
+
+
 def vgg16_trunk(
     n: NetSpec, s: Scope, data: Top, preset: Preset, upto: str = "fc7"
 ) -> dict[str, Top]:
@@ -37,7 +48,7 @@ def vgg16_trunk(
     if upto not in ("conv5_3", "fc7"):
         raise ValueError(f"vgg16_trunk: upto must be 'conv5_3' or 'fc7', not {upto!r}")
     tops: dict[str, Top] = {}
-    top = data
+    top = scaled_input(n, s, data, preset)
     for stage, (depth, width) in enumerate(zip(VGG16_STAGE_DEPTHS, preset.vgg_channels,
                                                strict=True), start=1):
         if stage > 1:
@@ -63,7 +74,7 @@ def cnn_m_2048_trunk(
     ``extra`` (e.g. TRAIN_ONLY) is added to every layer.
     """
     kw = extra or {}
-    top = data
+    top = scaled_input(n, s, data, preset, prefix, kw)
     for i, (width, k, stride, pad) in enumerate(
         zip(preset.cnnm_channels, CNNM_KERNELS, CNNM_STRIDES, CNNM_PADS, strict=True), start=1
     ):
@@ -71,8 +82,8 @@ def cnn_m_2048_trunk(
         n[s.name(name)] = L.Convolution(
             top, name=s.name(name), param=s.params(name),
             convolution_param={"num_output": width, "kernel_size": k, "stride": stride,
-                               "pad": pad, "weight_filler": {"type": "xavier"},
-                               "bias_filler": {"type": "constant", "value": 0.0}},
+                               "pad": pad, "weight_filler": CONV_FILLER,
+                               "bias_filler": BIAS_FILLER},
             **kw,
         )
         relu = s.name(f"{prefix}relu{i}")
