@@ -50,7 +50,8 @@ def plot_loss_heads(log: TrainingLog, path: Path, title: str = "") -> Path | Non
         return None
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.2 * rows), squeeze=False,
+                             layout="constrained")
     for ax, (label, series) in zip(axes.flat, panels, strict=False):
         iters, values = sorted_series(series)
         ax.plot(iters, values, lw=1)
