@@ -19,6 +19,7 @@ test: caffe                        ## every test, pycaffe's own 52 included
 
 venv: $(VENV_STAMP)
 $(VENV_STAMP): requirements.txt requirements-dev.txt setup.py
+	tools/install_caffe.sh --deps-only     # system packages first (python3-venv among them)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt

@@ -96,7 +96,8 @@ if [ "$cuda" = on ]; then
 fi
 
 # ---- System packages -------------------------------------------------------------------------
-deb_packages=(build-essential cmake pkg-config dpkg-dev libboost-system-dev libboost-thread-dev
+deb_packages=(build-essential cmake pkg-config dpkg-dev python3-dev python3-venv
+  libboost-system-dev libboost-thread-dev
   libboost-filesystem-dev libboost-python-dev libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev liblmdb-dev graphviz)
 missing=()
@@ -124,6 +125,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+[ "$deps_only" = 1 ] && { say "system packages present"; exit 0; }
+
 # pycaffe's build needs numpy >= 2 headers: compiled against numpy 2 it loads under 1.x and 2.x.
 np_version=$("$python" -c "import numpy; print(numpy.__version__)" 2>/dev/null) \
   || die "$python has no numpy; install it first (pip install -r requirements.txt)"
@@ -150,7 +153,6 @@ if [ "$cuda" = on ] && [ ! -f "$cuda_root/include/cublas_v2.h" ]; then
     ln -sfn "$so" "$cuda_extra/lib/lib$lib.so"
   done
 fi
-[ "$deps_only" = 1 ] && { say "dependencies present"; exit 0; }
 
 # ---- Source ----------------------------------------------------------------------------------
 mkdir -p "$cache/src" "$cache/logs"

@@ -1,0 +1,33 @@
+"""tools/run_experiment.py: a dataset folder without the expected layout fails before training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from co2fi_tools.pipeline import main, prepare_dataset
+
+
+def test_folder_without_frames_names_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"frames .*give --videos or --rawframes"):
+        prepare_dataset("ucf101", tmp_path / "ucf", 1, None, None, None, "tvl1", 1)
+
+
+def test_missing_lists_without_split_files_names_the_lists(tmp_path: Path) -> None:
+    (tmp_path / "ucf" / "frames").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"rgb_train_split2.txt.*give --splits"):
+        prepare_dataset("ucf101", tmp_path / "ucf", 2, None, None, None, "tvl1", 1)
+
+
+def test_missing_videos_folder_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"--videos .*nope: no such folder"):
+        prepare_dataset("hmdb51", tmp_path / "h", 1, None, tmp_path / "nope", None, "tvl1", 1)
+
+
+def test_cli_reports_the_error_and_writes_no_run(tmp_path: Path, capsys) -> None:
+    rc = main(["--dataset", "ucf101", "--data-root", str(tmp_path / "ucf"),
+               "--out", str(tmp_path / "out"), "--gpu", "-1"])
+    assert rc == 1
+    assert "run_experiment: error:" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
