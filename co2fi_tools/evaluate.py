@@ -28,8 +28,6 @@ STREAM_NAMES = {"rgb": "appearance", "flow": "motion"}
 TABLE_ALIASES = {"CO2FI": "CO2FI-complete"}
 
 
-
-
 def method_variants(method: str) -> list[str]:
     """The deploy nets a method is evaluated with."""
     spec = METHODS[method]
@@ -81,14 +79,14 @@ def period_source(exp, delta: int, input_size: int):
                          phase="test", test_periods=paper.TEST_PERIODS)
 
 
-def net_inputs(variant: str, periods: dict[str, np.ndarray], net_inputs: list[str]
+def net_inputs(variant: str, periods: dict[str, np.ndarray], names: list[str]
                ) -> dict[str, np.ndarray]:
     """A deploy net's inputs from one video's periods (``rgb_t<i>``: periods x C x S x S).
 
     Fusion nets take their steps as they are; a single-stream net takes every step of every
     period as one batch, period-major."""
     if variant.endswith("_centred"):
-        return {name: periods[name] for name in net_inputs}
+        return {name: periods[name] for name in names}
     stream = variant.rsplit("_", 1)[1]
     steps = [periods[f"{stream}_t{t}"] for t in range(1, paper.FUSION_STEPS + 1)]
     return {"data": np.stack(steps, axis=1).reshape(-1, *steps[0].shape[1:])}
