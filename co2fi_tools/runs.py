@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 from co2fi_layers.caffe_env import REPO_ROOT
@@ -94,7 +93,3 @@ class Run:
             config["resumed_from_revision"] = old.get("code_revision")
         atomic_write_text(self.config, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
-
-def find_runs(root: Path) -> Iterable[Run]:
-    for cfg in sorted(Path(root).glob("*/config.json")):
-        yield Run(cfg.parent, json.loads(cfg.read_text())["name"])

@@ -186,10 +186,6 @@ def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     return solver.max_iter
 
 
-def _worker_cmd(module: str) -> list[str]:
-    return [sys.executable, "-m", module]
-
-
 def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
             explode_factor: float, backend: str) -> int:
     """Run cmd, appending its stderr to the run's log, showing progress, watching the loss."""
@@ -259,7 +255,7 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
         weights = run.init_weights
     if start < max_iter:
         if backend == "pycaffe":
-            cmd = _worker_cmd("co2fi_tools.solver_worker") + [
+            cmd = [sys.executable, "-m", "co2fi_tools.solver_worker",
                 f"--solver={run.solver}", f"--max-iter={max_iter}", f"--gpu={gpu}",
                 f"--explode-factor={explode_factor}"]
             if state:
@@ -296,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--solver", required=True, help="generated *_solver.prototxt")
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--name", help="snapshot name (default: the run folder's name)")
+    ap.add_argument("--data-root", help="dataset folder with frames/ and lists/ (data_prep layout)")
+    ap.add_argument("--split", type=int, default=1)
+    ap.add_argument("--train-list-tag", help="train on <list>_<tag>.txt, e.g. frac8 (grouper)")
     ap.add_argument("--data", default="{}", help="JSON of data-layer params: list, root, ...")
     ap.add_argument("--num-classes", type=int)
     ap.add_argument("--max-iter", type=int)
@@ -308,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     init = dict(kv.split("=", 1) for kv in args.init)
     job = TrainJob(name=args.name or Path(args.run_dir).name, train_net=args.train_net,
-                   solver=args.solver, data=json.loads(args.data), num_classes=args.num_classes,
+                   solver=args.solver, data=json.loads(args.data), data_root=args.data_root,
+                   split=args.split, train_list_tag=args.train_list_tag,
+                   num_classes=args.num_classes,
                    max_iter=args.max_iter, snapshot=args.snapshot, seed=args.seed, init=init)
     try:
         out = train(job, args.run_dir, args.backend, args.gpu)
