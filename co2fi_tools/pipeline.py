@@ -146,11 +146,8 @@ def run_experiment(exp: Experiment) -> dict:
     """Train, evaluate and compare; returns the results records."""
     from co2fi_tools.evaluate import evaluate_methods
 
-    unknown = [m for m in exp.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
+    stages = plan(exp.methods)  # ValueError for unknown methods, before anything is written
     exp.out.mkdir(parents=True, exist_ok=True)
-    stages = plan(exp.methods)
     log(f"{len(stages)} training stages for {', '.join(exp.methods)}")
     generate_nets(exp, stages)
     finals = train_stages(exp, stages)
