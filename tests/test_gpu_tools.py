@@ -105,9 +105,37 @@ def test_bench_tiny_cpu_report(tmp_path: Path) -> None:
                   "| PyTorch | pytorch_vgg16_rgb | off |", "Caffe build:"):
         assert field in text, field
     data = json.loads(js.read_text())
-    caffe_r, torch_r = data["results"]
+    by_kind = {r["kind"]: r for r in data["results"]}
+    caffe_r, torch_r = by_kind["caffe"], by_kind["torch"]
     # Same VGG-16: same parameter count and the same FLOPs, counted two ways.
     assert caffe_r["params"] == torch_r["params"]
     assert caffe_r["flops"]["train"] == pytest.approx(torch_r["flops"]["train"])
     assert caffe_r["fwd_bwd_ms"]["median"] > 0 and torch_r["step_ms"]["median"] > 0
     assert "rgb: Caffe" in text and "parameters same" in text
+
+
+def test_check_rejects_a_bad_training_reading_before_running_nets() -> None:
+    p = check("--train-iters", "1", "--train-reading", "class_normalization=maybe")
+    assert p.returncode != 0
+    assert "--train-reading 'class_normalization=maybe': true or false" in p.stderr
+    assert "baseline_rgb" not in p.stdout          # no net ran
+    p = check("--train-iters", "1", "--train-reading", "no_such_reading=1")
+    assert p.returncode != 0 and "expected NAME=VALUE" in p.stderr
+
+
+def test_bench_data_reads_the_gpu_demand_of_the_baseline_nets(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("bench_data", REPO / "tools" / "bench_data.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    bench = tmp_path / "gpu-bench.json"
+    bench.write_text(json.dumps({"info": {}, "results": [
+        {"kind": "torch", "net": "pytorch_vgg16_rgb", "batch": 16, "step_ms": {"median": 10.0}},
+        {"kind": "caffe", "net": "baseline_rgb", "batch": 16, "step_ms": {"median": 100.0}},
+        {"kind": "caffe", "net": "baseline_flow", "batch": 16, "step_ms": {"median": 80.0}},
+        {"kind": "caffe", "net": "co2fi_rgb", "batch": 16, "step_ms": {"median": 50.0}},
+        {"error": "rc 1: timed out", "argv": ["--net", "baseline_x"]}]}))
+    demand = mod.gpu_demand(bench)
+    # 16 samples per 0.1 s (RGB) and per 0.08 s (flow); a flow sample is a stack of 10 frames,
+    # x and y: 20 JPEGs decoded.
+    assert demand == {"rgb": pytest.approx(160.0), "flow": pytest.approx(4000.0)}

@@ -83,14 +83,23 @@ def vgg16_flops(channels: Sequence[int], fc: int, size: int, cin: int, classes: 
     return {"forward": fwd, "train": 3 * fwd - 2.0 * first}
 
 
-def caffe_flops(net: Any) -> dict[str, float]:
-    """Forward/training FLOPs of a pycaffe net from its layer shapes."""
-    fwd = 0.0
-    no_input_grad = 0.0
-    inputs = set(net.inputs)
+def caffe_flops(net: Any, frozen: frozenset[str] = frozenset()) -> dict[str, float]:
+    """Forward/training FLOPs of a pycaffe net from its layer shapes.
+
+    Training = forward + weight gradients (layers with parameters not in ``frozen``, i.e. not
+    all lr_mult 0) + input gradients (bottoms that need one). As Caffe decides it (Net::Init), a
+    blob needs a gradient when a layer with trainable parameters lies upstream of it: the net's
+    inputs, and what is computed from them alone, do not.
+    """
+    fwd = train = 0.0
+    needs_grad: set[str] = set()
     names = list(net._layer_names)
     for name, layer in zip(names, net.layers, strict=True):
         tops, bottoms = net.top_names[name], net.bottom_names[name]
+        trainable = name in net.params and name not in frozen
+        bottom_grad = any(b in needs_grad for b in bottoms)
+        if bottom_grad or trainable:
+            needs_grad.update(tops)
         if layer.type not in ("Convolution", "Deconvolution", "InnerProduct", "LSTM"):
             continue
         w = net.params[name][0].data.shape
@@ -109,9 +118,14 @@ def caffe_flops(net: Any) -> dict[str, float]:
             w_hc = net.params[name][2].data.shape
             macs = top[0] * top[1] * 4 * hidden * (w[1] + w_hc[1])
         fwd += 2.0 * macs
-        if all(b in inputs for b in bottoms[:1]):
-            no_input_grad += 2.0 * macs
-    return {"forward": fwd, "train": 3 * fwd - no_input_grad}
+        train += 2.0 * macs * (1 + trainable + bottom_grad)
+    return {"forward": fwd, "train": train}
+
+
+def frozen_layers(net_param: Any) -> frozenset[str]:
+    """Layers whose every parameter has lr_mult 0 (the frozen groupers)."""
+    return frozenset(layer.name for layer in net_param.layer
+                     if layer.param and all(p.lr_mult == 0 for p in layer.param))
 
 
 def _prod(xs: Sequence[int]) -> int:
@@ -222,7 +236,7 @@ def caffe_worker(args: argparse.Namespace) -> dict[str, Any]:
 
         fb = time_it(fwd_bwd, args.warmup, args.iters)
         st = time_it(step, args.warmup, args.iters)
-    flops = caffe_flops(n)
+    flops = caffe_flops(n, frozen_layers(net))
     num_params = sum(b.data.size for b in {b.data.ctypes.data: b for bl in n.params.values()
                                            for b in bl}.values())
     frames = [name for name in n.inputs if name != "label"]
@@ -471,30 +485,45 @@ def orchestrate(args: argparse.Namespace) -> int:
     common = ["--device", args.device, "--size", args.size, "--batch", str(args.batch),
               "--iters", str(args.iters), "--warmup", str(args.warmup), "--gpu-id",
               str(args.gpu_id)]
-    results = []
+    results: list[dict[str, Any]] = []
     t0 = time.time()
-    for net in args.nets.split(","):
-        r = run_worker(["--worker", "caffe", "--net", net, *common], dict(os.environ),
-                       args.timeout)
-        print(f"caffe {net}: {_summary(r)}", flush=True)
-        results.append(r)
-    if args.torch == "on":
-        for stream in args.streams.split(","):
-            for tf32 in args.tf32:
-                r = run_worker(["--worker", "torch", "--stream", stream, "--tf32", str(tf32),
-                                *common], torch_env(), args.timeout)
-                print(f"torch vgg16 {stream} tf32={tf32}: {_summary(r)}", flush=True)
-                results.append(r)
-    text = markdown(results, info, args)
     out = args.out or (REPO / "docs" / "benchmarks" / f"gpu-{slug(info['name'])}.md"
                        if args.device == "cuda" else Path(tempfile.gettempdir()) / "bench-cpu.md")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    if args.json:
-        args.json.write_text(json.dumps({"info": info, "results": results}, indent=1))
+
+    def save() -> str:  # after every worker: a run cut short still leaves what it measured
+        text = markdown(results, info, args)
+        _write_atomic(out, text)
+        if args.json:
+            _write_atomic(args.json, json.dumps({"info": info, "results": results}, indent=1))
+        return text
+
+    # PyTorch first at TF32 off (the reference of the target), then the Caffe nets, baseline
+    # first: if time runs out, the ratio the issue asks for is already measured.
+    jobs: list[tuple[str, list[str], dict[str, str]]] = []
+    torch_jobs = ([(f"torch vgg16 {stream} tf32={tf32}",
+                    ["--worker", "torch", "--stream", stream, "--tf32", str(tf32), *common],
+                    torch_env())
+                   for tf32 in sorted(args.tf32) for stream in args.streams.split(",")]
+                  if args.torch == "on" else [])
+    caffe_jobs = [(f"caffe {net}", ["--worker", "caffe", "--net", net, *common],
+                   dict(os.environ)) for net in args.nets.split(",")]
+    jobs = [*torch_jobs[:len(args.streams.split(","))], *caffe_jobs,
+            *torch_jobs[len(args.streams.split(",")):]]
+    for label, argv, env in jobs:
+        r = run_worker(argv, env, args.timeout)
+        print(f"{label}: {_summary(r)}", flush=True)
+        results.append(r)
+        text = save()
     print(text)
     print(f"report: {out} ({time.time() - t0:.0f} s)")
     return 1 if any("error" in r for r in results) else 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _summary(r: dict[str, Any]) -> str:

@@ -45,6 +45,8 @@ from caffe.proto import caffe_pb2  # noqa: E402
 
 from netgen.nets import NetOptions  # noqa: E402
 from netgen.presets import DATASETS, get_preset  # noqa: E402
+from netgen.readings import DEFAULT as DEFAULT_READINGS  # noqa: E402
+from netgen.readings import Readings  # noqa: E402
 from netgen.solvers import solver as make_solver  # noqa: E402
 from netgen.variants import build, variant_names  # noqa: E402
 
@@ -85,11 +87,34 @@ def set_mode(mode: str, gpu_id: int) -> None:
         caffe.set_mode_cpu()
 
 
-def net_param(variant: str, preset_name: str, batch: int | None) -> caffe_pb2.NetParameter:
+def parse_readings(pairs: Sequence[str]) -> Readings:
+    """``NAME=VALUE`` pairs (fields of netgen.readings.Readings) over the default readings."""
+    fields = {f.name: f for f in dataclasses.fields(Readings)}
+    changes: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in fields:
+            raise SystemExit(f"check_gpu_vs_cpu: error: --train-reading {pair!r}: expected "
+                             f"NAME=VALUE with NAME one of {', '.join(fields)}")
+        if isinstance(getattr(DEFAULT_READINGS, name), bool):
+            if value.lower() not in ("true", "false", "on", "off", "1", "0"):
+                raise SystemExit(f"check_gpu_vs_cpu: error: --train-reading {pair!r}: "
+                                 "true or false")
+            changes[name] = value.lower() in ("true", "on", "1")
+        else:
+            changes[name] = value
+    try:
+        return dataclasses.replace(DEFAULT_READINGS, **changes)
+    except ValueError as err:
+        raise SystemExit(f"check_gpu_vs_cpu: error: --train-reading: {err}") from None
+
+
+def net_param(variant: str, preset_name: str, batch: int | None,
+              readings: Readings = DEFAULT_READINGS) -> caffe_pb2.NetParameter:
     preset = get_preset(preset_name)
     classes = DATASETS[preset_name][next(iter(DATASETS[preset_name]))]
     opt = NetOptions(preset=preset, num_classes=classes, data_source="input", phase="train",
-                     batch=batch)
+                     batch=batch, readings=readings)
     net = build(variant, opt)
     for layer in net.layer:
         if layer.type == "Dropout":
@@ -218,7 +243,7 @@ def train_check(variant: str, args: argparse.Namespace) -> dict[str, Any]:
     mode = "cpu" if args.mode == "cpu-vs-cpu" else "gpu"
     preset = get_preset(args.preset)
     classes = num_classes_of(args.preset)
-    net = net_param(variant, args.preset, args.batch)
+    net = net_param(variant, args.preset, args.batch, parse_readings(args.train_reading))
     for layer in net.layer:   # real training: dropout as generated
         if layer.type == "Dropout":
             layer.dropout_param.ClearField("dropout_ratio")
@@ -320,7 +345,9 @@ def report(results: Sequence[Result], trains: Sequence[dict[str, Any]], args: ar
                   "the mean of the first 10%.", "",
                   f"The preset's solver (SGD, momentum, weight decay, dropout as generated) with "
                   f"base_lr {args.train_lr or 'of the preset'}; each batch: class template (one "
-                  "value per channel) + standard normal noise.", "",
+                  "value per channel) + standard normal noise. Readings of the trained nets: "
+                  + (", ".join(args.train_reading) or "the defaults") + ". The loss is the "
+                  "sum of the net's loss outputs, unweighted.", "",
                   "| net | mode | iterations | mean loss, first 10% | last 10% | result | s |",
                   "|---|---|---|---|---|---|---|"]
         for t in trains:
@@ -355,6 +382,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     "diverges); 0 = the preset's")
     ap.add_argument("--train-variant", action="append",
                     help="variants to train (default: baseline_rgb and co2fi_rgb)")
+    ap.add_argument("--train-reading", action="append", default=[], metavar="NAME=VALUE",
+                    help="a reading of netgen.readings for the trained nets only, e.g. "
+                    "class_normalization=false (docs/REPRODUCTION.md)")
     ap.add_argument("--report", type=Path, default=None, help="Markdown report to write")
     return ap.parse_args(argv)
 
@@ -363,25 +393,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     tol = (Tolerance(0.0, 0.0, 0.0) if args.mode == "cpu-vs-cpu"
            else Tolerance(args.tol_l2, args.tol_max, args.atol))
+    parse_readings(args.train_reading)   # a bad --train-reading fails now, not after the nets
     names = args.variant or variant_names()
-    results = []
+    results: list[Result] = []
+    trains: list[dict[str, Any]] = []
+
+    def save() -> None:  # after every net: a run cut short still leaves what it measured
+        if args.report:
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.report.with_name(args.report.name + ".tmp")
+            tmp.write_text(report(results, trains, args, tol))
+            tmp.replace(args.report)
+
     for name in names:
         r = check_variant(name, args, tol)
         print(f"{name:36s} {'pass' if r.ok else 'FAIL'}  arrays {r.arrays:5d}  worst rel L2 "
               f"{r.worst_l2.rel_l2:.1e}  worst max rel {r.worst_max.max_rel:.1e}  "
               f"{r.error}", flush=True)
         results.append(r)
-    trains = []
+        save()
     if args.train_iters > 0:
         for name in args.train_variant or ["baseline_rgb", "co2fi_rgb"]:
             t = train_check(name, args)
             print(f"train {name}: loss {t['first']:.4f} -> {t['last']:.4f} "
                   f"({'pass' if t['ok'] else 'FAIL'}, {t['seconds']:.1f} s)", flush=True)
             trains.append(t)
-    text = report(results, trains, args, tol)
+            save()
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(text)
         print(f"report: {args.report}")
     ok = all(r.ok for r in results) and all(t["ok"] for t in trains)
     print("PASS" if ok else "FAIL")
