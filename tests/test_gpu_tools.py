@@ -38,7 +38,8 @@ def test_make_bundle_dry_run_lists_caffe_build_dependencies() -> None:
 
 
 def test_device_scripts_parse() -> None:
-    for script in ("make_bundle.sh", "device_build.sh", "run_on_device.sh", "rehearse_local.sh"):
+    for script in ("make_bundle.sh", "device_build.sh", "run_on_device.sh", "rehearse_local.sh",
+                   "diagnose_pycaffe.sh"):
         p = run(["bash", "-n", str(GPU_TOOLS / script)])
         assert p.returncode == 0, f"{script}: {p.stderr}"
         text = (GPU_TOOLS / script).read_text()
@@ -139,3 +140,26 @@ def test_bench_data_reads_the_gpu_demand_of_the_baseline_nets(tmp_path: Path) ->
     # 16 samples per 0.1 s (RGB) and per 0.08 s (flow); a flow sample is a stack of 10 frames,
     # x and y: 20 JPEGs decoded.
     assert demand == {"rgb": pytest.approx(160.0), "flow": pytest.approx(4000.0)}
+
+
+def test_bench_input_channels_match_netgen() -> None:
+    needs_caffe()
+    from netgen.data import channels
+
+    spec = importlib.util.spec_from_file_location("bench_caffe_vs_pytorch",
+                                                  GPU_TOOLS / "bench_caffe_vs_pytorch.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert [mod.in_channels(s) for s in ("rgb", "flow")] == [channels("rgb"), channels("flow")]
+
+
+def test_diagnose_pycaffe_picks_the_interpreter_that_runs_the_smoke_test(tmp_path: Path) -> None:
+    needs_caffe()
+    report = tmp_path / "diagnosis.md"
+    p = run(["bash", str(GPU_TOOLS / "diagnose_pycaffe.sh"), str(report), "cpu", sys.executable])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == f"PYTHON={sys.executable}"
+    text = report.read_text()
+    assert "## step by step (faulthandler)" in text and "\nOK\n" in text
+    assert "chosen interpreter: " + sys.executable in text

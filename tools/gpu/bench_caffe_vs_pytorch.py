@@ -60,9 +60,11 @@ def preset_for(size: str) -> tuple[Any, int]:
 
 
 def in_channels(stream: str) -> int:
-    from netgen.data import channels
+    """Input channels of a stream (netgen.data.channels, which needs pycaffe: the PyTorch
+    worker runs without it)."""
+    from netgen import paper
 
-    return channels(stream)
+    return 3 if stream == "rgb" else 2 * paper.FLOW_STACK
 
 
 # ---- FLOPs -----------------------------------------------------------------------------------
@@ -507,7 +509,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                    for tf32 in sorted(args.tf32) for stream in args.streams.split(",")]
                   if args.torch == "on" else [])
     caffe_jobs = [(f"caffe {net}", ["--worker", "caffe", "--net", net, *common],
-                   dict(os.environ)) for net in args.nets.split(",")]
+                   dict(os.environ)) for net in args.nets.split(",") if net]
     jobs = [*torch_jobs[:len(args.streams.split(","))], *caffe_jobs,
             *torch_jobs[len(args.streams.split(",")):]]
     for label, argv, env in jobs:

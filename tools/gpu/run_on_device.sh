@@ -18,11 +18,13 @@
 #          VGG-16 (RGB, flow), CO2FI and CO2FI+ASYN against a PyTorch VGG-16 training step
 #   data   tools/bench_data.py --layer-only: our data layer with the machine's cores against
 #          the GPU's images/s from the bench
+# After the build, pycaffe's smoke test picks the interpreter: python3, or when pycaffe crashes
+# under it, what tools/gpu/diagnose_pycaffe.sh finds (its findings: pycaffe-diagnosis.md).
 # Every phase gets a share of CO2FI_DEADLINE_S (default 500 s from the start) and writes its
 # results under $OUT as it goes, so a call cut short still returns what it measured. $OUT gets
-# at most 7 files (the device tool returns 8): run_on_device.log, timings.txt, gpu-check.md,
-# gpu-bench.md, gpu-bench.json, gpu-data.txt, logs.tar.gz (build logs, device_query,
-# nvidia-smi, the CPU and package inventory).
+# at most 8 files (all the device tool returns): run_on_device.log, timings.txt, gpu-check.md,
+# gpu-bench.md, gpu-bench.json, gpu-data.txt, pycaffe-diagnosis.md, logs.tar.gz (build logs,
+# device_query, smoke test, nvidia-smi, the CPU and package inventory).
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -69,27 +71,39 @@ if has build; then
     end build 0
   else
     OUT=$logs timeout "$(left)" tools/gpu/device_build.sh --prefix "$prefix" --cuda on \
-      --cuda-arch 90 --jobs "$(nproc)"
+      --cuda-arch 90 --jobs "$(nproc)" --no-smoke
     rc=$?
     end build $rc
     [ $rc = 0 ] || { status=1; say "build FAILED (rc $rc; logs.tar.gz: device_build.log, caffe-build.log)"; }
-    tail -5 "$logs/device_query.txt" 2>/dev/null
   fi
 fi
+py=""
 if [ -f "$prefix/env.sh" ]; then
   # shellcheck disable=SC1091
   source "$prefix/env.sh"
+  GLOG_minloglevel=0 timeout 60 caffe device_query -gpu 0 > "$logs/device_query.txt" 2>&1
+  say "caffe device_query: rc $?"; grep -E "Device id|Major|Minor|Name|Total global" "$logs/device_query.txt"
+  if timeout 120 python3 tools/gpu/smoke_caffe.py --mode gpu > "$logs/smoke.txt" 2>&1; then
+    py=python3
+  else
+    begin "pycaffe fails under python3 (rc $?): tools/gpu/diagnose_pycaffe.sh"
+    py=$(timeout "$(( $(left) / 4 ))" bash tools/gpu/diagnose_pycaffe.sh \
+      "$out/pycaffe-diagnosis.md" gpu python3 | tail -1 | sed 's/^PYTHON=//')
+    end diagnose "$?"
+    say "pycaffe runs under: ${py:-no interpreter tried}"
+    [ -n "$py" ] || status=1
+  fi
 else
   say "no build at $prefix (env.sh missing): nothing else can run"
   phases=build
   status=1
 fi
 
-if has check; then
+if has check && [ -n "$py" ]; then
   # At most a third of what is left: the bench matters as much.
   t=$(( $(left) / 3 )); [ "$t" -gt 200 ] && t=200
   begin "check: GPU vs CPU, every small-preset net, + $train_iters training iterations ($t s at most)"
-  timeout "$t" python3 tools/gpu/check_gpu_vs_cpu.py --mode gpu-vs-cpu \
+  timeout "$t" "$py" tools/gpu/check_gpu_vs_cpu.py --mode gpu-vs-cpu \
     --train-iters "$train_iters" --train-variant baseline_rgb --train-variant co2fi_rgb \
     --train-reading class_normalization=false --report "$out/gpu-check.md"
   rc=$?; end check $rc
@@ -97,11 +111,13 @@ if has check; then
 fi
 
 if has bench; then
-  t=$(( $(left) - 10 )); has data && t=$(( t - 60 ))
+  t=$(( $(left) - 10 )); has data && t=$(( t - 45 ))
+  nets=()
+  [ -n "$py" ] || nets=(--nets "")    # PyTorch's reference alone
   begin "bench: paper preset, batch 16 ($t s at most)"
-  timeout "$t" python3 tools/gpu/bench_caffe_vs_pytorch.py --device cuda --size paper \
+  timeout "$t" "${py:-python3}" tools/gpu/bench_caffe_vs_pytorch.py --device cuda --size paper \
     --batch 16 --iters 10 --warmup 3 --timeout 120 --out "$out/gpu-bench.md" \
-    --json "$out/gpu-bench.json"
+    --json "$out/gpu-bench.json" "${nets[@]}"
   rc=$?; end bench $rc
   [ $rc = 0 ] || { status=1; say "bench FAILED or timed out (rc $rc)"; }
 fi
