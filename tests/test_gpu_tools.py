@@ -159,7 +159,22 @@ def test_diagnose_pycaffe_picks_the_interpreter_that_runs_the_smoke_test(tmp_pat
     report = tmp_path / "diagnosis.md"
     p = run(["bash", str(GPU_TOOLS / "diagnose_pycaffe.sh"), str(report), "cpu", sys.executable])
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip().splitlines()[-1] == f"PYTHON={sys.executable}"
+    assert p.stdout.strip().splitlines()[-1] == f"RUNNER={sys.executable}"
     text = report.read_text()
     assert "## step by step (faulthandler)" in text and "\nOK\n" in text
-    assert "chosen interpreter: " + sys.executable in text
+    assert "## candidate: as is" in text and "chosen: " + sys.executable in text
+
+
+def test_diagnose_pycaffe_says_when_nothing_runs(tmp_path: Path) -> None:
+    needs_caffe()
+    import caffe
+
+    if caffe.__file__ and "cuda" in caffe.__file__:
+        pytest.skip("a CUDA build: GPU mode may work here")
+    report = tmp_path / "diagnosis.md"
+    # GPU mode in a CPU-only build aborts under every candidate: no runner is chosen.
+    p = run(["bash", str(GPU_TOOLS / "diagnose_pycaffe.sh"), str(report), "gpu", sys.executable])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "RUNNER="
+    text = report.read_text()
+    assert "## candidate: caffe.init_log() first" in text and "## chosen: none" in text

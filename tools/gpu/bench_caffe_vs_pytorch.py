@@ -186,6 +186,9 @@ def caffe_worker(args: argparse.Namespace) -> dict[str, Any]:
     poller = MemoryPoller(args.device, args.gpu_id)   # before CUDA is touched
     sys.path.insert(0, str(REPO))
     import caffe
+
+    if os.environ.get("CO2FI_CAFFE_INIT_LOG") == "1":   # tools/gpu/diagnose_pycaffe.sh
+        caffe.init_log()
     import numpy as np
     from caffe.proto import caffe_pb2
 

@@ -41,6 +41,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import caffe  # noqa: E402
+
+if os.environ.get("CO2FI_CAFFE_INIT_LOG") == "1":   # tools/gpu/diagnose_pycaffe.sh
+    caffe.init_log()
 from caffe.proto import caffe_pb2  # noqa: E402
 
 from netgen.nets import NetOptions  # noqa: E402

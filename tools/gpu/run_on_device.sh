@@ -77,21 +77,22 @@ if has build; then
     [ $rc = 0 ] || { status=1; say "build FAILED (rc $rc; logs.tar.gz: device_build.log, caffe-build.log)"; }
   fi
 fi
-py=""
+runner=()     # how Python runs pycaffe here: [ENV=VALUE ...] INTERPRETER
 if [ -f "$prefix/env.sh" ]; then
   # shellcheck disable=SC1091
   source "$prefix/env.sh"
   GLOG_minloglevel=0 timeout 60 caffe device_query -gpu 0 > "$logs/device_query.txt" 2>&1
   say "caffe device_query: rc $?"; grep -E "Device id|Major|Minor|Name|Total global" "$logs/device_query.txt"
   if timeout 120 python3 tools/gpu/smoke_caffe.py --mode gpu > "$logs/smoke.txt" 2>&1; then
-    py=python3
+    runner=(python3)
   else
     begin "pycaffe fails under python3 (rc $?): tools/gpu/diagnose_pycaffe.sh"
-    py=$(timeout "$(( $(left) / 4 ))" bash tools/gpu/diagnose_pycaffe.sh \
-      "$out/pycaffe-diagnosis.md" gpu python3 | tail -1 | sed 's/^PYTHON=//')
+    line=$(timeout "$(( $(left) / 3 ))" bash tools/gpu/diagnose_pycaffe.sh \
+      "$out/pycaffe-diagnosis.md" gpu python3 | tail -1)
     end diagnose "$?"
-    say "pycaffe runs under: ${py:-no interpreter tried}"
-    [ -n "$py" ] || status=1
+    read -ra runner <<< "${line#RUNNER=}"
+    say "pycaffe runs as: ${runner[*]:-nothing that was tried (pycaffe-diagnosis.md)}"
+    [ ${#runner[@]} -gt 0 ] || status=1
   fi
 else
   say "no build at $prefix (env.sh missing): nothing else can run"
@@ -99,11 +100,11 @@ else
   status=1
 fi
 
-if has check && [ -n "$py" ]; then
+if has check && [ ${#runner[@]} -gt 0 ]; then
   # At most a third of what is left: the bench matters as much.
   t=$(( $(left) / 3 )); [ "$t" -gt 200 ] && t=200
   begin "check: GPU vs CPU, every small-preset net, + $train_iters training iterations ($t s at most)"
-  timeout "$t" "$py" tools/gpu/check_gpu_vs_cpu.py --mode gpu-vs-cpu \
+  timeout "$t" env "${runner[@]}" tools/gpu/check_gpu_vs_cpu.py --mode gpu-vs-cpu \
     --train-iters "$train_iters" --train-variant baseline_rgb --train-variant co2fi_rgb \
     --train-reading class_normalization=false --report "$out/gpu-check.md"
   rc=$?; end check $rc
@@ -113,9 +114,10 @@ fi
 if has bench; then
   t=$(( $(left) - 10 )); has data && t=$(( t - 45 ))
   nets=()
-  [ -n "$py" ] || nets=(--nets "")    # PyTorch's reference alone
+  bench_runner=("${runner[@]}")
+  [ ${#runner[@]} -gt 0 ] || { nets=(--nets ""); bench_runner=(python3); }   # PyTorch alone
   begin "bench: paper preset, batch 16 ($t s at most)"
-  timeout "$t" "${py:-python3}" tools/gpu/bench_caffe_vs_pytorch.py --device cuda --size paper \
+  timeout "$t" env "${bench_runner[@]}" tools/gpu/bench_caffe_vs_pytorch.py --device cuda --size paper \
     --batch 16 --iters 10 --warmup 3 --timeout 120 --out "$out/gpu-bench.md" \
     --json "$out/gpu-bench.json" "${nets[@]}"
   rc=$?; end bench $rc

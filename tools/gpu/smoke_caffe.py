@@ -52,8 +52,17 @@ def run(caffe, mode: str, path: str, weights: dict | None) -> tuple[dict, dict]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--mode", choices=("gpu", "cpu"), default="gpu")
+    ap.add_argument("--write-net", metavar="PATH",
+                    help="only write the smoke net's prototxt (for `caffe time -model PATH`)")
     args = ap.parse_args()
+    if args.write_net:
+        with open(args.write_net, "w") as f:
+            f.write(NET)
+        return 0
     import caffe
+
+    if os.environ.get("CO2FI_CAFFE_INIT_LOG") == "1":   # tools/gpu/diagnose_pycaffe.sh
+        caffe.init_log()
 
     print(f"smoke: caffe {caffe.__version__} from {os.path.dirname(caffe.__file__)}")
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
