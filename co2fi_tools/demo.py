@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from data_prep.splits import read_class_index
 
     start = time.time()
-    out = Path(args.out)
+    out = Path(args.out).expanduser().absolute()  # the user's path, resolved once
     data = out / "data" / "synthetic"
     prepare_synthetic(data, args.classes, args.clips_per_class, args.frames, args.flow,
                       args.workers, args.seed)
@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                      seed=args.seed, max_iter=args.max_iter,
                      fusion_max_iter=args.max_iter or args.fusion_iters,
                      class_names=list(read_class_index(data / "splits" / "classInd.txt")))
-    summary = run_experiment(exp)
+    try:
+        summary = run_experiment(exp)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 1
     print()
     print(summary["tables"])
     minutes = (time.time() - start) / 60

@@ -53,7 +53,8 @@ class Run:
     """One training run's folder."""
 
     def __init__(self, path: Path | str, name: str) -> None:
-        self.path = Path(path)
+        # Absolute: the solver runs with the run folder as its working directory.
+        self.path = Path(path).absolute()
         self.name = name
 
     config = property(lambda self: self.path / "config.json")

@@ -285,6 +285,38 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
     return run.final_weights
 
 
+def absolute(path: str | os.PathLike) -> str:
+    """A path the user typed, made absolute against the working directory it was typed in:
+    the solver runs inside the run folder, where a relative path would mean something else."""
+    return str(Path(path).expanduser().absolute())
+
+
+def job_from_args(args: argparse.Namespace) -> TrainJob:
+    """The TrainJob of the command line, every path in it absolute."""
+    init = {}
+    for kv in args.init:
+        key, sep, path = kv.partition("=")
+        if not sep or not key or not path:
+            raise ValueError(f"--init {kv!r}: expected KEY=CAFFEMODEL")
+        init[key] = absolute(path)
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--data {args.data!r}: not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"--data {args.data!r}: expected a JSON object")
+    for params in (data, data.get("test") if isinstance(data.get("test"), dict) else {}):
+        for key in PATH_KEYS:
+            if isinstance(params.get(key), str):
+                params[key] = absolute(params[key])
+    return TrainJob(name=args.name or Path(args.run_dir).name,
+                    train_net=absolute(args.train_net), solver=absolute(args.solver),
+                    data=data, data_root=absolute(args.data_root) if args.data_root else None,
+                    split=args.split, train_list_tag=args.train_list_tag,
+                    num_classes=args.num_classes, max_iter=args.max_iter,
+                    snapshot=args.snapshot, seed=args.seed, init=init)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="co2fi-train", description="Train one generated net with a Caffe solver.")
@@ -305,14 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", choices=BACKENDS, default="pycaffe")
     ap.add_argument("--gpu", type=int, default=-1)
     args = ap.parse_args(argv)
-    init = dict(kv.split("=", 1) for kv in args.init)
-    job = TrainJob(name=args.name or Path(args.run_dir).name, train_net=args.train_net,
-                   solver=args.solver, data=json.loads(args.data), data_root=args.data_root,
-                   split=args.split, train_list_tag=args.train_list_tag,
-                   num_classes=args.num_classes,
-                   max_iter=args.max_iter, snapshot=args.snapshot, seed=args.seed, init=init)
     try:
-        out = train(job, args.run_dir, args.backend, args.gpu)
+        job = job_from_args(args)
+        out = train(job, absolute(args.run_dir), args.backend, args.gpu)
     except (TrainingError, ValueError) as exc:
         print(f"co2fi-train: error: {exc}", file=sys.stderr)
         return 1
