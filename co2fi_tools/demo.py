@@ -16,6 +16,7 @@ from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, log, run_experiment
 from co2fi_tools.stages import DEMO_METHODS, METHODS
+from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted
 
 #: Frames are stored with the small preset's input (64) as TSN's 224 is to 256: short side 72.
 DEMO_FRAME_SIZE = "96x72"
@@ -78,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
                      class_names=list(read_class_index(data / "splits" / "classInd.txt")))
     try:
         summary = run_experiment(exp)
+    except TrainingInterrupted as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("demo: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1

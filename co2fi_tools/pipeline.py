@@ -22,7 +22,7 @@ from pathlib import Path
 
 from co2fi_tools.runs import atomic_write_text
 from co2fi_tools.stages import METHODS, Stage, plan
-from co2fi_tools.train import TrainJob, train
+from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
 from netgen.presets import get_preset
 
 
@@ -249,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
                          seed=args.seed, max_iter=args.max_iter, imagenet=imagenet)
         summary = run_experiment(exp)
+    except TrainingInterrupted as exc:
+        print(f"run_experiment: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("run_experiment: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"run_experiment: error: {exc}", file=sys.stderr)
         return 1
