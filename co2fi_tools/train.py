@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -284,7 +285,12 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
     def on_term(signum, frame):  # SIGTERM: as Ctrl-C
         raise KeyboardInterrupt
 
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    # Set explicitly: a process started in the background by a shell inherits SIGINT ignored,
+    # and Python then installs no handler of its own.
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                    signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
     try:
         with open(run.log, "ab") as out, tqdm(total=max_iter, initial=start, desc=label,
                                                unit="it", leave=True, dynamic_ncols=True) as bar:
@@ -323,7 +329,8 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
                     diverged = line.split("co2fi: training stopped: ", 1)[1].strip()
             rc = proc.wait()
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     if interrupted:
         state = run.latest_solverstate(check=True)
         where = f"snapshot at iteration {state[0]}: {state[1]}" if state else "no snapshot"
