@@ -425,8 +425,14 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
         raise TrainingError(f"{job.name}: no snapshot at iteration {max_iter} in {run.snapshots}")
     model = state[1].with_name(state[1].name.replace(".solverstate", ".caffemodel"))
     tmp = run.final_weights.with_name(".final.caffemodel.tmp")
-    shutil.copyfile(model, tmp)
-    os.replace(tmp, run.final_weights)
+    try:
+        shutil.copyfile(model, tmp)
+        os.replace(tmp, run.final_weights)
+    except OSError as exc:
+        raise TrainingError(f"{job.name}: cannot write {run.final_weights}: "
+                            f"{exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     return run.final_weights
 
 
@@ -495,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("co2fi-train: interrupted before training started", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (TrainingError, FolderLockedError, ValueError) as exc:
+    except (TrainingError, FolderLockedError, ValueError, OSError) as exc:
         print(f"co2fi-train: error: {exc}", file=sys.stderr)
         return 1
     print(out)

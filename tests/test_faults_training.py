@@ -239,3 +239,24 @@ def test_after_a_divergence_the_message_says_how_to_restart_and_restart_does(
     state = run / "snapshots" / "tiny_iter_200.solverstate"
     assert snapshot_problem(state) is None
     assert list((run / "discarded").glob("*/snapshots/tiny_iter_*.caffemodel"))
+
+
+def test_a_full_disk_at_the_end_is_one_line_and_leaves_no_final_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import errno
+    import shutil
+
+    from co2fi_tools.train import main
+
+    def full(src, dst, *a, **kw):
+        Path(dst).write_bytes(b"\0" * 10)  # a partial file, as a full disk leaves it
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(shutil, "copyfile", full)
+    rc = main(_cli(tmp_path, run, max_iter=20)[3:])
+    err = capsys.readouterr().err
+    assert rc == 1 and _last_line(err).startswith("co2fi-train: error: tiny: cannot write ")
+    assert "No space left on device" in _last_line(err) and "Traceback" not in err
+    assert not (run / "final.caffemodel").exists()
+    assert not list(run.glob(".final*"))
