@@ -367,7 +367,8 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
         if changed:
             raise TrainingError(
                 f"{run.path} was trained with other settings ({'; '.join(changed)}); use a new "
-                "--run-dir, or rerun with --restart to train again here")
+                "run folder (--run-dir; --out of the demo and run_experiment), or rerun "
+                "tools/train.py with --restart to train again here")
         if run.is_complete():
             return run.final_weights
         return _train_locked(job, run, settings, backend, gpu, explode_factor)
