@@ -16,6 +16,7 @@ from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, log, run_experiment
 from co2fi_tools.stages import DEMO_METHODS, METHODS
+from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted
 
 #: Frames are stored with the small preset's input (64) as TSN's 224 is to 256: short side 72.
 DEMO_FRAME_SIZE = "96x72"
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from data_prep.splits import read_class_index
 
     start = time.time()
-    out = Path(args.out)
+    out = Path(args.out).expanduser().absolute()  # the user's path, resolved once
     data = out / "data" / "synthetic"
     prepare_synthetic(data, args.classes, args.clips_per_class, args.frames, args.flow,
                       args.workers, args.seed)
@@ -76,7 +77,17 @@ def main(argv: list[str] | None = None) -> int:
                      seed=args.seed, max_iter=args.max_iter,
                      fusion_max_iter=args.max_iter or args.fusion_iters,
                      class_names=list(read_class_index(data / "splits" / "classInd.txt")))
-    summary = run_experiment(exp)
+    try:
+        summary = run_experiment(exp)
+    except TrainingInterrupted as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("demo: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 1
     print()
     print(summary["tables"])
     minutes = (time.time() - start) / 60

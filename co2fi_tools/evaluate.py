@@ -36,6 +36,33 @@ def method_variants(method: str) -> list[str]:
     return [f"{spec['fusion']}_{c}_centred" for c in STREAMS]
 
 
+def check_weights(net, prototxt: Path, weights: Path) -> None:
+    """ValueError unless ``weights`` hold every parameter layer of ``net`` with its shape.
+
+    Caffe's own loading ignores layers it does not find (they keep their random fillers) and
+    aborts on a shape mismatch; scoring must do neither."""
+    from co2fi_tools.net_surgery import caffemodel_shapes, shape_fits
+
+    if not Path(weights).is_file():
+        raise ValueError(f"{weights}: no such caffemodel")
+    stored = caffemodel_shapes(weights)
+    wanted = {name: [tuple(b.data.shape) for b in blobs] for name, blobs in net.params.items()}
+    missing = [name for name in wanted if name not in stored]
+    if wanted and len(missing) == len(wanted):
+        raise ValueError(f"{weights}: no layer matches the net {prototxt} (weights of another "
+                         f"net?); e.g. the net's {missing[0]!r} is not in it")
+    if missing:
+        raise ValueError(f"{weights}: lacks {len(missing)} of the {len(wanted)} parameter "
+                         f"layers of {prototxt}, first {missing[0]!r}; they would stay untrained")
+    for name, shapes in wanted.items():
+        blobs = stored[name]
+        if len(blobs) != len(shapes) or not all(
+                shape_fits(src, legacy, dst) for (src, legacy), dst in zip(blobs, shapes,
+                                                                           strict=False)):
+            raise ValueError(f"{weights}: layer {name!r} has blobs {[s for s, _ in blobs]}, the "
+                             f"net {prototxt} wants {shapes}")
+
+
 class DeployNet:
     """A deploy net and its weights; ``scores(inputs)`` gives the raw scores before `prob`."""
 
@@ -47,7 +74,9 @@ class DeployNet:
             caffe.set_mode_gpu()
         else:
             caffe.set_mode_cpu()
-        self.net = caffe.Net(os.fspath(prototxt), os.fspath(weights), caffe.TEST)
+        self.net = caffe.Net(os.fspath(prototxt), caffe.TEST)
+        check_weights(self.net, prototxt, weights)
+        self.net.copy_from(os.fspath(weights))
         if "prob" not in self.net.bottom_names:
             raise ValueError(f"{prototxt}: a deploy net must end in a Softmax layer named 'prob'")
         self.score_blob = self.net.bottom_names["prob"][0]
@@ -183,8 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--method", action="append", required=True, choices=list(METHODS))
     ap.add_argument("--gpu", type=int, default=-1)
     args = ap.parse_args(argv)
-    exp = Experiment(dataset=args.dataset, data_root=Path(args.data_root),
-                     num_classes=args.num_classes, out=Path(args.out), split=args.split,
+    exp = Experiment(dataset=args.dataset,
+                     data_root=Path(args.data_root).expanduser().absolute(),
+                     num_classes=args.num_classes, out=Path(args.out).expanduser().absolute(),
+                     split=args.split,
                      preset=args.preset, methods=tuple(args.method), gpu=args.gpu)
     finals = {v: exp.run_dir(v) / "final.caffemodel" for m in exp.methods
               for v in method_variants(m)}
@@ -192,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"co2fi-evaluate: error: not trained yet: {missing}", file=sys.stderr)
         return 1
-    evaluate_methods(exp, finals, exp.out / "results.json")
+    try:
+        evaluate_methods(exp, finals, exp.out / "results.json")
+    except (OSError, ValueError) as exc:
+        print(f"co2fi-evaluate: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

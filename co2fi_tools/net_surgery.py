@@ -120,6 +120,34 @@ def read_caffemodel(path: str | os.PathLike) -> SourceModel:
     return source_model_from_proto(net_param, path)
 
 
+def caffemodel_shapes(path: str | os.PathLike) -> dict[str, list[tuple[tuple[int, ...], bool]]]:
+    """Layer name -> [(blob shape, legacy)] of a caffemodel, without converting its values."""
+    path = os.fspath(path)
+    net_param = caffe_pb2().NetParameter()
+    try:
+        with open(path, "rb") as handle:
+            net_param.ParseFromString(handle.read())
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read the caffemodel: {err}") from err
+    except Exception as err:  # protobuf raises DecodeError or RuntimeError by backend
+        raise ValueError(f"{path}: not a binary NetParameter (caffemodel): {err}") from err
+    out: dict[str, list[tuple[tuple[int, ...], bool]]] = {}
+    entries = [(layer.name, layer.blobs) for layer in net_param.layer]
+    entries += [(v1.name or v1.layer.name, list(v1.blobs) or list(v1.layer.blobs))
+                for v1 in net_param.layers]
+    for name, blobs in entries:
+        if len(blobs):
+            out[name] = [
+                (tuple(int(d) for d in b.shape.dim), False) if b.HasField("shape")
+                else ((b.num, b.channels, b.height, b.width), True) for b in blobs]
+    return out
+
+
+def shape_fits(source: Sequence[int], legacy: bool, target: Sequence[int]) -> bool:
+    """A stored blob of ``source`` shape loads into a blob of ``target`` shape (as Caffe)."""
+    return tuple(source) == tuple(target) or (legacy and legacy_shape_equals(source, target))
+
+
 # --- name mapping and shape rules ---------------------------------------------------------------
 
 def source_for(target_layer: str) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from co2fi_tools.runs import atomic_write_text
 from co2fi_tools.stages import METHODS, Stage, plan
-from co2fi_tools.train import TrainJob, train
+from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
 from netgen.presets import get_preset
 
 
@@ -232,19 +232,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-iter", type=int)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    # Every path the user typed, resolved once against the working directory.
+    for key in ("data_root", "videos", "rawframes", "splits", "out", "vgg16", "cnn_m_2048"):
+        if getattr(args, key) is not None:
+            setattr(args, key, Path(getattr(args, key)).expanduser().absolute())
     try:
         num_classes = args.num_classes or paper.NUM_CLASSES.get(args.dataset)
         if num_classes is None:
             raise ValueError("--num-classes is needed for this dataset")
         root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
                                args.videos, args.rawframes, args.flow, args.workers)
-        imagenet = {k: v for k, v in (("vgg16", args.vgg16), ("cnn_m_2048", args.cnn_m_2048))
-                    if v}
+        imagenet = {k: str(v) for k, v in (("vgg16", args.vgg16),
+                                           ("cnn_m_2048", args.cnn_m_2048)) if v}
         exp = Experiment(dataset=args.dataset, data_root=root, num_classes=num_classes,
                          out=args.out, split=args.split, preset=args.preset,
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
                          seed=args.seed, max_iter=args.max_iter, imagenet=imagenet)
         summary = run_experiment(exp)
+    except TrainingInterrupted as exc:
+        print(f"run_experiment: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("run_experiment: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"run_experiment: error: {exc}", file=sys.stderr)
         return 1

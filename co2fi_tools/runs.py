@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from co2fi_layers.caffe_env import REPO_ROOT
@@ -49,12 +50,58 @@ def code_revision() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
+def snapshot_problem(state: Path) -> str | None:
+    """Why a snapshot (``.solverstate`` + its ``.caffemodel``) cannot be resumed from, or None.
+
+    A process killed while Caffe writes, or a full disk, leaves truncated files; a divergence
+    stop leaves non-finite weights. Both are caught here, before Caffe sees them."""
+    import numpy as np
+
+    model = state.with_name(state.name.replace(".solverstate", ".caffemodel"))
+    if not model.exists():
+        return f"{model.name} is missing"
+    try:
+        if state.suffix == ".h5":
+            import h5py
+
+            arrays = []
+            for path in (model, state):
+                with h5py.File(path, "r") as f:
+                    f.visititems(lambda _, obj: arrays.append(obj[()])
+                                 if isinstance(obj, h5py.Dataset) else None)
+        else:
+            from caffe.proto import caffe_pb2
+
+            net = caffe_pb2.NetParameter()
+            net.ParseFromString(model.read_bytes())
+            solver_state = caffe_pb2.SolverState()
+            solver_state.ParseFromString(state.read_bytes())
+            m = SNAPSHOT_RE.search(state.name)
+            if m and solver_state.iter != int(m.group(1)):
+                return f"{state.name} holds iteration {solver_state.iter}"
+            blobs = [b for layer in net.layer for b in layer.blobs]
+            blobs += list(solver_state.history)
+            if not [b for layer in net.layer for b in layer.blobs]:
+                return f"{model.name} holds no weights"
+            arrays = [np.asarray(b.data, dtype=np.float32) for b in blobs]
+    except Exception as exc:  # protobuf DecodeError/RuntimeError, OSError, h5py errors
+        return f"cannot be read (truncated?): {type(exc).__name__}: {exc}"
+    for array in arrays:
+        if np.issubdtype(np.asarray(array).dtype, np.floating) and not np.all(
+                np.isfinite(array)):
+            return "holds non-finite (NaN/inf) values"
+    return None
+
+
 class Run:
     """One training run's folder."""
 
     def __init__(self, path: Path | str, name: str) -> None:
-        self.path = Path(path)
+        # Absolute: the solver runs with the run folder as its working directory.
+        self.path = Path(path).absolute()
         self.name = name
+        #: Snapshots passed over by the last latest_solverstate(check=True): (path, reason).
+        self.unusable: list[tuple[Path, str]] = []
 
     config = property(lambda self: self.path / "config.json")
     train_net = property(lambda self: self.path / "train.prototxt")
@@ -63,6 +110,7 @@ class Run:
     log = property(lambda self: self.path / "train.log")
     snapshots = property(lambda self: self.path / "snapshots")
     final_weights = property(lambda self: self.path / "final.caffemodel")
+    discarded = property(lambda self: self.path / "discarded")
 
     @property
     def snapshot_prefix(self) -> Path:
@@ -71,25 +119,65 @@ class Run:
     def is_complete(self) -> bool:
         return self.final_weights.exists()
 
-    def latest_solverstate(self) -> tuple[int, Path] | None:
-        """The newest snapshot's (iteration, solverstate path), or None."""
+    def latest_solverstate(self, check: bool = False) -> tuple[int, Path] | None:
+        """The newest snapshot's (iteration, solverstate path), or None.
+
+        ``check``: pass over snapshots that are truncated or hold non-finite values (listed in
+        ``self.unusable``), falling back to the previous one."""
         found = []
         for p in self.snapshots.glob(f"{self.name}_iter_*.solverstate*"):
             m = SNAPSHOT_RE.search(p.name)
             if m and p.with_name(p.name.replace(".solverstate", ".caffemodel")).exists():
                 found.append((int(m.group(1)), p))
-        return max(found) if found else None
+        self.unusable = []
+        for it, p in sorted(found, reverse=True):
+            problem = snapshot_problem(p) if check else None
+            if problem is None:
+                return it, p
+            self.unusable.append((p, problem))
+        return None
+
+    def settings_differences(self, settings: dict) -> list[str]:
+        """How ``settings`` differ from those this folder was made with ([] if the same, or if
+        the folder has no recorded settings yet)."""
+        if not self.config.exists():
+            return []
+        try:
+            old = json.loads(self.config.read_text()).get("settings")
+        except (OSError, json.JSONDecodeError) as exc:
+            return [f"{self.config} cannot be read ({exc})"]
+        if old is None:
+            return []
+        return [f"{key}: {_short(old.get(key))} -> {_short(settings.get(key))}"
+                for key in sorted(set(old) | set(settings)) if old.get(key) != settings.get(key)]
 
     def write_config(self, config: dict) -> None:
         config = dict(config, code_revision=code_revision(), argv=sys.argv, name=self.name)
         if self.config.exists():
-            old = json.loads(self.config.read_text())
-            changed = sorted(k for k in ("variant", "preset", "dataset", "seed", "max_iter")
-                             if k in old and old[k] != config.get(k))
-            if changed:
-                raise ValueError(
-                    f"{self.config}: this run folder was made with other settings ({changed}); "
-                    "use a new --run-dir or delete the folder")
+            try:
+                old = json.loads(self.config.read_text())
+            except (OSError, json.JSONDecodeError):
+                old = {}
             config["resumed_from_revision"] = old.get("code_revision")
         atomic_write_text(self.config, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
+    def discard(self) -> Path | None:
+        """Move everything this run made into discarded/<time>/ (nothing is deleted);
+        returns that folder, or None when there was nothing."""
+        parts = [self.config, self.train_net, self.solver, self.init_weights, self.log,
+                 self.snapshots, self.final_weights]
+        present = [p for p in parts if p.exists()]
+        if not present:
+            return None
+        dest = self.discarded / time.strftime("%Y%m%d-%H%M%S")
+        while dest.exists():
+            dest = dest.with_name(dest.name + "x")
+        dest.mkdir(parents=True)
+        for p in present:
+            os.replace(p, dest / p.name)
+        return dest
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -2,16 +2,20 @@
 
 Runs as `python -m co2fi_tools.solver_worker`, so that Caffe's glog output (stderr) can be
 written to the run's log and parsed by the parent, exactly as for the `caffe train` tool.
-Exit codes: 0 done, 3 diverged (a snapshot was written first), 2 bad arguments.
+Exit codes: 0 done, 3 diverged (a snapshot was written first), 2 bad arguments, 130 stopped
+by SIGINT or SIGTERM (Ctrl-C, or the driver died: it asks the kernel for SIGINT then) after the
+step in progress, with a snapshot.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 class DivergenceWatch:
@@ -37,6 +41,13 @@ class DivergenceWatch:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop: list[int] = []
+
+    def request_stop(signum, frame):  # finish the step, snapshot, exit
+        stop.append(signum)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     ap = argparse.ArgumentParser(prog="co2fi_tools.solver_worker")
     ap.add_argument("--solver", required=True)
     ap.add_argument("--restore", help="a .solverstate to resume from")
@@ -63,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     weights = {b: float(solver.net.blobs[b].diff.flat[0]) for b in solver.net.outputs
                if solver.net.blobs[b].count}
     while solver.iter < args.max_iter:
+        if stop:
+            solver.snapshot()
+            print(f"co2fi: training interrupted (signal {stop[0]}); snapshot written at "
+                  f"iteration {solver.iter}", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
         solver.step(1)
         loss = sum(w * float(solver.net.blobs[b].data.sum()) for b, w in weights.items() if w)
         reason = watch.check(solver.iter, loss)

@@ -4,13 +4,19 @@ Source keys and what they hold:
 
     vgg16, cnn_m_2048    ImageNet models (official layer names; co2fi_tools.net_surgery rules)
     model                a trained single-stream net of ours (same layer names as the target)
-    grouper              a trained CNN_M_2048 grouper of ours: its `conv1` -> our `grouper_conv1`
-    rgb, flow            trained single-stream nets feeding the towers `rgb_t<i>/...` and
-                         `flow_t<i>/...`
-    rgb_grouper, ...     trained groupers feeding the towers' `<stream>_t<i>/grouper_...` layers
+    grouper              a trained grouper of ours (netgen's ``grouper_net``): its layers carry
+                         the names they have in our nets, ``grouper_conv1`` ... ``grouper_fc8``
+    rgb, flow            trained single-stream nets feeding the towers ``rgb_t<i>/...`` and
+                         ``flow_t<i>/...`` (``rgb_t3/conv1_1`` <- ``conv1_1`` of ``rgb``)
+    rgb_grouper, ...     trained groupers feeding the towers' ``<stream>_t<i>/grouper_...`` layers
 
-For each layer of the target net the first source that has it wins, in the order: our trained
-model of the layer's stream, our trained grouper, ImageNet. A layer no source has keeps its filler.
+Every layer of the target net has one *responsible* source: the first of its candidates
+(``candidates``) that was given. Grouper layers look at the grouper first, then the model of
+their stream (which holds a copy of its grouper), then ImageNet CNN_M_2048; every other layer
+at the model of its stream, then ImageNet. A trained source must fill every layer it is
+responsible for, and must fill at least one layer: otherwise ``WeightTransferError`` names the
+layer (or the source), before any training. An ImageNet source fills the layers it has (fc8 may
+differ in classes); layers it lacks are new and keep their fillers.
 """
 
 from __future__ import annotations
@@ -26,6 +32,12 @@ TOWER_RE = re.compile(r"^(rgb|flow)_t\d+/(.+)$")
 #: Layers whose shape depends on the number of classes: a mismatch there is skipped, not fatal,
 #: only when it comes from ImageNet.
 IMAGENET_CLASSIFIERS = ("fc8",)
+IMAGENET = (surgery.VGG16, surgery.CNN_M_2048)
+TRAINED = ("model", "grouper", "rgb", "flow", "rgb_grouper", "flow_grouper")
+
+
+class WeightTransferError(ValueError):
+    """A source of initial weights is missing, unreadable or does not fill what it should."""
 
 
 def candidates(layer: str) -> list[tuple[str, str]]:
@@ -33,47 +45,68 @@ def candidates(layer: str) -> list[tuple[str, str]]:
     m = TOWER_RE.match(layer)
     stream, name = (m.group(1), m.group(2)) if m else (None, layer)
     own = stream or "model"
-    out = [(own, name)]
     if name.startswith(surgery.GROUPER_PREFIX):
+        grouper = f"{stream}_grouper" if stream else "grouper"
         bare = name[len(surgery.GROUPER_PREFIX):]
-        out += [(f"{stream}_grouper" if stream else "grouper", bare), (surgery.CNN_M_2048, bare)]
-    elif name.startswith(surgery.CNNM_PREFIX):
-        out.append((surgery.CNN_M_2048, name[len(surgery.CNNM_PREFIX):]))
-    else:
-        out.append((surgery.VGG16, name))
-    return out
+        return [(grouper, name), (own, name), (surgery.CNN_M_2048, bare)]
+    if name.startswith(surgery.CNNM_PREFIX):
+        return [(own, name), (surgery.CNN_M_2048, name[len(surgery.CNNM_PREFIX):])]
+    return [(own, name), (surgery.VGG16, name)]
 
 
-def resolver(models: Mapping[str, surgery.SourceModel]):
-    """A source_for function for net_surgery.transplant over the loaded models."""
-
-    def source_for(layer: str) -> tuple[str, str]:
-        options = candidates(layer)
-        for key, name in options:
-            if key in models and name in models[key].layers:
-                return key, name
-        return options[0]
-
-    return source_for
+def responsible(layer: str, given: set[str] | Mapping[str, object]) -> tuple[str, str]:
+    """The (source key, source layer) that initialises ``layer`` with the sources ``given``
+    (the first candidate given; the first candidate when none is)."""
+    options = candidates(layer)
+    return next(((k, n) for k, n in options if k in given), options[0])
 
 
 def load_sources(sources: Mapping[str, str | os.PathLike]) -> dict[str, surgery.SourceModel]:
-    known = {"model", "grouper", "rgb", "flow", "rgb_grouper", "flow_grouper",
-             surgery.VGG16, surgery.CNN_M_2048}
-    unknown = sorted(set(sources) - known)
+    unknown = sorted(set(sources) - set(TRAINED) - set(IMAGENET))
     if unknown:
-        raise ValueError(f"unknown weight source(s) {unknown}; known: {sorted(known)}")
+        raise WeightTransferError(f"unknown weight source(s) {unknown}; "
+                                  f"known: {sorted(TRAINED + IMAGENET)}")
     models = {}
     for key, path in sources.items():
         if not Path(path).is_file():
-            raise FileNotFoundError(f"weights for {key!r}: no such caffemodel {path}")
-        models[key] = surgery.read_caffemodel(path)
+            raise WeightTransferError(f"weights for {key!r}: no such caffemodel {path}")
+        try:
+            models[key] = surgery.read_caffemodel(path)
+        except ValueError as err:
+            raise WeightTransferError(f"weights for {key!r}: {err}") from err
     return models
+
+
+def check_transfer(net_name: str, layers: list[str], models: Mapping[str, surgery.SourceModel],
+                   report: surgery.SurgeryReport) -> None:
+    """WeightTransferError unless every trained source filled every layer it is responsible
+    for, and each filled at least one."""
+    copied = {(t, m) for t, m, _, _ in report.copied}
+    skipped = dict(report.skipped)
+    used: set[str] = set()
+    for layer in layers:
+        key, name = responsible(layer, models)
+        if key not in models:
+            continue
+        if (layer, key) in copied:
+            used.add(key)
+        elif key in TRAINED:
+            why = skipped.get(layer, "not copied")
+            raise WeightTransferError(
+                f"{net_name}: layer {layer!r} should come from {key} ({models[key].path}, layer "
+                f"{name!r}) but was not filled: {why}")
+    idle = [k for k in models if k in TRAINED and k not in used]
+    if idle:
+        key = idle[0]
+        raise WeightTransferError(
+            f"{net_name}: weights {key}={models[key].path} fill no layer of this net "
+            f"(none of its {len(models[key].layers)} layers is one this net takes from {key})")
 
 
 def initialise_from_stages(net_prototxt: str | os.PathLike, out_caffemodel: str | os.PathLike,
                            sources: Mapping[str, str | os.PathLike]) -> str:
-    """Build the net, copy weights from ``sources``, fill upsampling bilinearly, save; report."""
+    """Build the net, copy weights from ``sources``, fill upsampling bilinearly, check that no
+    trained source missed a layer, save; returns the report."""
     import caffe
 
     models = load_sources(sources)
@@ -81,9 +114,13 @@ def initialise_from_stages(net_prototxt: str | os.PathLike, out_caffemodel: str 
     net = caffe.Net(os.fspath(net_prototxt), caffe.TRAIN)
     params = {name: [b.data for b in blobs] for name, blobs in net.params.items()}
     upsampling = surgery.deconvolution_layers(net)
-    report = surgery.transplant({k: v for k, v in params.items() if k not in upsampling},
-                                models, IMAGENET_CLASSIFIERS, cross_modality=True,
-                                source_for=resolver(models))
+    targets = {k: v for k, v in params.items() if k not in upsampling}
+    try:
+        report = surgery.transplant(targets, models, IMAGENET_CLASSIFIERS, cross_modality=True,
+                                    source_for=lambda layer: responsible(layer, models))
+    except surgery.ShapeMismatchError as err:
+        raise WeightTransferError(f"{os.fspath(net_prototxt)}: {err}") from err
+    check_transfer(os.fspath(net_prototxt), list(targets), models, report)
     surgery.fill_bilinear(params, upsampling, report)
     out = Path(out_caffemodel)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")

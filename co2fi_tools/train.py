@@ -9,6 +9,7 @@ A NaN or exploding loss stops training with a snapshot and a clear message.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -16,12 +17,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from google.protobuf import text_format
 
 from co2fi_layers.caffe_env import caffe_binary, caffe_tool_env
+from co2fi_tools.folder_lock import FolderLock, FolderLockedError
 from co2fi_tools.runs import Run, atomic_write_text
 from co2fi_tools.solver_worker import EXIT_DIVERGED, DivergenceWatch
 
@@ -186,64 +190,203 @@ def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     return solver.max_iter
 
 
+class TrainingInterrupted(TrainingError):
+    """Stopped by Ctrl-C (SIGINT) or SIGTERM, after a snapshot: rerun to resume."""
+
+
+#: Exit status of an interrupted training (128 + SIGINT, as a shell reports Ctrl-C).
+EXIT_INTERRUPTED = 130
+#: prctl(2) option: the signal a child gets when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the driver's own handlers still stop it
+        return None
+
+
+#: Looked up here, not in the child: a forked child of a threaded process must not import.
+_PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:
+    """In the solver's process, before exec: get SIGINT when the driver dies (Linux), so that
+    the solver snapshots and stops instead of training on as an orphan."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGINT), 0, 0, 0)
+
+
+def settings_fingerprint(job: TrainJob) -> dict:
+    """What decides a run's result: a rerun with other values must not reuse the run's work.
+
+    The nets and solver by content, the initial weights by path, size and time; not the
+    backend, the GPU or the snapshot interval."""
+    def digest(path: str) -> str:
+        try:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        except OSError as exc:
+            raise TrainingError(f"{path}: cannot read: {exc.strerror}") from exc
+
+    def stamp(path: str) -> str:
+        try:
+            st = Path(path).stat()
+        except OSError:
+            return f"{path} (missing)"
+        return f"{path} ({st.st_size} bytes, modified {st.st_mtime_ns})"
+
+    return {"name": job.name, "train_net": digest(job.train_net), "solver": digest(job.solver),
+            "data": job.data, "data_root": job.data_root, "split": job.split,
+            "train_list_tag": job.train_list_tag, "num_classes": job.num_classes,
+            "max_iter": job.max_iter, "seed": job.seed,
+            "init": {k: stamp(v) for k, v in sorted(job.init.items())}, "meta": job.meta}
+
+
+def _follow(path: Path, offset: int, proc: subprocess.Popen):
+    """Yield the complete lines appended to ``path`` after ``offset`` until ``proc`` exits."""
+    buf = ""
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        while True:
+            chunk = f.read()
+            if chunk:
+                buf += chunk
+                *lines, buf = buf.split("\n")
+                yield from (line + "\n" for line in lines)
+            elif proc.poll() is not None:
+                rest = f.read()
+                if not rest:
+                    if buf:
+                        yield buf
+                    return
+                buf += rest
+            else:
+                time.sleep(0.1)
+
+
 def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
             explode_factor: float, backend: str) -> int:
-    """Run cmd, appending its stderr to the run's log, showing progress, watching the loss."""
+    """Run cmd with its output appended straight to the run's log (complete even if this
+    process dies), showing progress from the log, watching the loss. Ctrl-C (or SIGTERM) stops
+    the solver with a snapshot and raises TrainingInterrupted."""
     from tqdm import tqdm
 
     watch = DivergenceWatch(explode_factor, warmup=3)
     diverged = None
+    interrupted = False
     env = caffe_tool_env()
-    with open(run.log, "a") as log, tqdm(total=max_iter, initial=start, desc=label, unit="it",
-                                         leave=True, dynamic_ncols=True) as bar:
+    with open(run.log, "a") as log:
         log.write(f"co2fi: {' '.join(cmd)}\n")
-        # glog writes to stderr; the layers' own prints go to stdout: both into the log.
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, env=env, cwd=run.path)
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            m = ITER_RE.search(line)
-            if m and int(m.group(1)) > bar.n:
-                bar.update(min(int(m.group(1)), max_iter) - bar.n)
-            m = ITER_LOSS_RE.search(line)
-            if m:
-                bar.set_postfix(loss=m.group(2))
-                if backend == "tool" and diverged is None:
-                    try:
-                        loss = float(m.group(2))
-                    except ValueError:
-                        loss = float("nan")
-                    diverged = watch.check(int(m.group(1)), loss)
-                    if diverged:
-                        log.write(f"co2fi: training stopped: {diverged}\n")
-                        proc.send_signal(signal.SIGINT)  # caffe train: stop and snapshot
-            if line.startswith("co2fi: training stopped"):
-                diverged = line.split("co2fi: training stopped: ", 1)[1].strip()
-        rc = proc.wait()
-    if diverged:
+        offset = log.tell()
+
+    def on_term(signum, frame):  # SIGTERM: as Ctrl-C
+        raise KeyboardInterrupt
+
+    # Set explicitly: a process started in the background by a shell inherits SIGINT ignored,
+    # and Python then installs no handler of its own.
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                    signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
+    try:
+        with open(run.log, "ab") as out, tqdm(total=max_iter, initial=start, desc=label,
+                                               unit="it", leave=True, dynamic_ncols=True) as bar:
+            # glog writes to stderr; the layers' own prints go to stdout: both into the log.
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    cwd=run.path, preexec_fn=_die_with_parent)
+            lines = _follow(run.log, offset, proc)
+            while True:
+                try:
+                    line = next(lines, None)
+                except KeyboardInterrupt:
+                    if not interrupted:
+                        interrupted = True
+                        bar.write(f"{label}: interrupted; stopping the solver with a snapshot")
+                        proc.send_signal(signal.SIGINT)
+                    continue
+                if line is None:
+                    break
+                m = ITER_RE.search(line)
+                if m and int(m.group(1)) > bar.n:
+                    bar.update(min(int(m.group(1)), max_iter) - bar.n)
+                m = ITER_LOSS_RE.search(line)
+                if m:
+                    bar.set_postfix(loss=m.group(2))
+                    if backend == "tool" and diverged is None:
+                        try:
+                            loss = float(m.group(2))
+                        except ValueError:
+                            loss = float("nan")
+                        diverged = watch.check(int(m.group(1)), loss)
+                        if diverged:
+                            with open(run.log, "a") as log:
+                                log.write(f"co2fi: training stopped: {diverged}\n")
+                            proc.send_signal(signal.SIGINT)  # caffe train: stop and snapshot
+                if line.startswith("co2fi: training stopped"):
+                    diverged = line.split("co2fi: training stopped: ", 1)[1].strip()
+            rc = proc.wait()
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if interrupted:
+        state = run.latest_solverstate(check=True)
+        where = f"snapshot at iteration {state[0]}: {state[1]}" if state else "no snapshot"
+        raise TrainingInterrupted(f"{run.name}: interrupted ({where}); rerun the same command "
+                                  "to resume")
+    if diverged or rc == EXIT_DIVERGED:
         state = run.latest_solverstate()
         where = f"; snapshot: {state[1]}" if state else ""
-        raise TrainingError(f"{run.name}: training stopped: {diverged}{where}; log: {run.log}")
-    if rc == EXIT_DIVERGED:
-        raise TrainingError(f"{run.name}: training diverged; log: {run.log}")
+        raise TrainingError(
+            f"{run.name}: training stopped: {diverged or 'diverged'}{where}; log: {run.log}. "
+            f"Lower base_lr in the solver (or fix the data) and rerun with --restart to train "
+            f"again from the start (the old run moves to {run.discarded}/)")
     return rc
 
 
 def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int = -1,
-          explode_factor: float = 100.0) -> Path:
-    """Train job in run_dir (resuming if it was interrupted); returns final.caffemodel."""
+          explode_factor: float = 100.0, restart: bool = False) -> Path:
+    """Train job in run_dir (resuming if it was interrupted); returns final.caffemodel.
+
+    The run folder is locked while this runs. A folder made with other settings (see
+    ``settings_fingerprint``) is an error unless ``restart``, which moves the old run to
+    ``discarded/`` and trains from the start."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {BACKENDS}")
     run = Run(run_dir, job.name)
-    if run.is_complete():
-        return run.final_weights
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(dict(asdict(job), backend=backend, gpu=gpu, **job.meta))
+    settings = settings_fingerprint(job)
+    with FolderLock(run.path, "training run"):
+        if restart:
+            moved = run.discard()
+            if moved:
+                print(f"co2fi-train: {run.name}: the previous run moved to {moved}",
+                      file=sys.stderr)
+        changed = run.settings_differences(settings)
+        if changed:
+            raise TrainingError(
+                f"{run.path} was trained with other settings ({'; '.join(changed)}); use a new "
+                "run folder (--run-dir; --out of the demo and run_experiment), or rerun "
+                "tools/train.py with --restart to train again here")
+        if run.is_complete():
+            return run.final_weights
+        return _train_locked(job, run, settings, backend, gpu, explode_factor)
+
+
+def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: int,
+                  explode_factor: float) -> Path:
+    run.write_config(dict(asdict(job), backend=backend, gpu=gpu, settings=settings, **job.meta))
     rewrite_train_net(job, run.train_net)
     max_iter = write_solver(job, run, gpu)
 
-    state = run.latest_solverstate()
+    state = run.latest_solverstate(check=True)
+    for path, problem in run.unusable:
+        note = (f"co2fi: snapshot {path.name} not used: {problem}; "
+                f"{f'resuming from {state[1].name}' if state else 'starting over'}")
+        print(f"co2fi-train: {run.name}: {note}", file=sys.stderr)
+        with open(run.log, "a") as log:
+            log.write(note + "\n")
     start = state[0] if state else 0
     weights = None
     if state is None and job.init:
@@ -271,18 +414,59 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
             elif weights:
                 cmd.append(f"--weights={weights}")
         rc = _stream(cmd, run, max_iter, start, job.name, explode_factor, backend)
+        if rc == EXIT_INTERRUPTED:
+            raise TrainingInterrupted(f"{job.name}: the solver was interrupted; rerun the same "
+                                      "command to resume")
         if rc != 0:
             tail = "".join(run.log.read_text().splitlines(keepends=True)[-15:])
             raise TrainingError(f"{job.name}: training exited with code {rc}; log: {run.log}\n"
                                 f"{tail}")
-    state = run.latest_solverstate()
+    state = run.latest_solverstate(check=True)
     if state is None or state[0] < max_iter:
         raise TrainingError(f"{job.name}: no snapshot at iteration {max_iter} in {run.snapshots}")
     model = state[1].with_name(state[1].name.replace(".solverstate", ".caffemodel"))
     tmp = run.final_weights.with_name(".final.caffemodel.tmp")
-    shutil.copyfile(model, tmp)
-    os.replace(tmp, run.final_weights)
+    try:
+        shutil.copyfile(model, tmp)
+        os.replace(tmp, run.final_weights)
+    except OSError as exc:
+        raise TrainingError(f"{job.name}: cannot write {run.final_weights}: "
+                            f"{exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
     return run.final_weights
+
+
+def absolute(path: str | os.PathLike) -> str:
+    """A path the user typed, made absolute against the working directory it was typed in:
+    the solver runs inside the run folder, where a relative path would mean something else."""
+    return str(Path(path).expanduser().absolute())
+
+
+def job_from_args(args: argparse.Namespace) -> TrainJob:
+    """The TrainJob of the command line, every path in it absolute."""
+    init = {}
+    for kv in args.init:
+        key, sep, path = kv.partition("=")
+        if not sep or not key or not path:
+            raise ValueError(f"--init {kv!r}: expected KEY=CAFFEMODEL")
+        init[key] = absolute(path)
+    try:
+        data = json.loads(args.data)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--data {args.data!r}: not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"--data {args.data!r}: expected a JSON object")
+    for params in (data, data.get("test") if isinstance(data.get("test"), dict) else {}):
+        for key in PATH_KEYS:
+            if isinstance(params.get(key), str):
+                params[key] = absolute(params[key])
+    return TrainJob(name=args.name or Path(args.run_dir).name,
+                    train_net=absolute(args.train_net), solver=absolute(args.solver),
+                    data=data, data_root=absolute(args.data_root) if args.data_root else None,
+                    split=args.split, train_list_tag=args.train_list_tag,
+                    num_classes=args.num_classes, max_iter=args.max_iter,
+                    snapshot=args.snapshot, seed=args.seed, init=init)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,16 +488,21 @@ def main(argv: list[str] | None = None) -> int:
                     help="initial weights (see co2fi_tools.stage_weights for the keys)")
     ap.add_argument("--backend", choices=BACKENDS, default="pycaffe")
     ap.add_argument("--gpu", type=int, default=-1)
+    ap.add_argument("--restart", action="store_true",
+                    help="train from the start in --run-dir: the run there (snapshots, log, "
+                         "weights) moves to <run-dir>/discarded/<time>/; after a divergence, "
+                         "or to train a folder again with other settings")
     args = ap.parse_args(argv)
-    init = dict(kv.split("=", 1) for kv in args.init)
-    job = TrainJob(name=args.name or Path(args.run_dir).name, train_net=args.train_net,
-                   solver=args.solver, data=json.loads(args.data), data_root=args.data_root,
-                   split=args.split, train_list_tag=args.train_list_tag,
-                   num_classes=args.num_classes,
-                   max_iter=args.max_iter, snapshot=args.snapshot, seed=args.seed, init=init)
     try:
-        out = train(job, args.run_dir, args.backend, args.gpu)
-    except (TrainingError, ValueError) as exc:
+        job = job_from_args(args)
+        out = train(job, absolute(args.run_dir), args.backend, args.gpu, restart=args.restart)
+    except TrainingInterrupted as exc:
+        print(f"co2fi-train: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("co2fi-train: interrupted before training started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (TrainingError, FolderLockedError, ValueError, OSError) as exc:
         print(f"co2fi-train: error: {exc}", file=sys.stderr)
         return 1
     print(out)

@@ -49,15 +49,22 @@ class Scope:
         return Scope(self.prefix, self.share, True)
 
     def params(
-        self, layer: str, lr: Sequence[float] = (1.0, 2.0), decay: Sequence[float] = (1.0, 0.0)
+        self, layer: str, lr: Sequence[float] = (1.0, 2.0), decay: Sequence[float] = (1.0, 0.0),
+        named: bool = False,
     ) -> list[dict[str, Any]]:
-        """ParamSpecs of a layer with len(lr) blobs (weights lr 1 decay 1, biases lr 2 decay 0)."""
+        """ParamSpecs of a layer with len(lr) blobs (weights lr 1 decay 1, biases lr 2 decay 0).
+
+        Parameters get names (``<share>/<layer>/<i>``) in shared towers; ``named`` names them
+        in any scope (``<prefix><layer>/<i>``), so that several layers of one tower can share
+        them under the common ``layer``."""
         specs = []
         for i, (lr_mult, decay_mult) in enumerate(zip(lr, decay, strict=True)):
             spec: dict[str, Any] = {"lr_mult": 0.0 if self.frozen else lr_mult,
                                     "decay_mult": 0.0 if self.frozen else decay_mult}
             if self.share is not None:
                 spec["name"] = f"{self.share}/{layer}/{i}"
+            elif named:
+                spec["name"] = f"{self.prefix}{layer}/{i}"
             specs.append(spec)
         return specs
 
@@ -108,12 +115,12 @@ def fc(
 ) -> Top:
     """InnerProduct (+ in-place ReLU, + in-place Dropout (name, ratio)).
 
-    ``param_layer`` names the parameters when several layers share one FC (per-step scores).
+    ``param_layer`` names the parameters when several layers of a tower share one FC.
     """
     n[s.name(name)] = L.InnerProduct(
         bottom,
         name=s.name(name),
-        param=s.params(param_layer or name),
+        param=s.params(param_layer or name, named=param_layer is not None),
         inner_product_param={
             "num_output": num_output, "weight_filler": WEIGHT_FILLER, "bias_filler": BIAS_FILLER,
         },

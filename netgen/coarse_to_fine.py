@@ -72,7 +72,10 @@ def validate_coarse_to_fine(config: CoarseToFineConfig, num_classes: int) -> Non
 
 
 def loss_scale(num_classes: int, readings: Readings) -> float:
-    """The 1/N of Eqs. 1, 3 and 5 (1 when readings.class_normalization is off)."""
+    """The 1/N of Eqs. 1, 3 and 5 under readings.class_normalization, else 1 (batch mean).
+
+    Applied to every softmax loss of the Table 1-2 nets alike, the baselines' included, so that
+    every row trains under the same loss scale."""
     return 1.0 / num_classes if readings.class_normalization else 1.0
 
 
@@ -246,17 +249,19 @@ def step_losses(
     n: NetSpec, s: Scope, name: str, hs: list[Top], num_classes: int, label: Top | None,
     weight: float, train: bool, readings: Readings, accuracy: bool = True,
 ) -> list[Top]:
-    """An FC (shared over steps) on every LSTM step; softmax loss with ``weight`` per step.
+    """An FC on every LSTM step (its own per unit, or one shared: readings.step_scores); softmax
+    loss with ``weight`` per step.
 
-    Eq. 3 (name "c2f", weight beta/N) and Eq. 5 (name "async", weight gamma/N). In train nets an
-    Accuracy layer (TEST phase) scores the last step. Deploy nets score only the steps the
-    prediction reads. Returns the score blobs.
+    Eq. 3 (name "c2f", weight beta [/N]) and Eq. 5 (name "async", weight gamma [/N]). In train
+    nets an Accuracy layer (TEST phase) scores the last step. Deploy nets score only the steps
+    the prediction reads. Returns the score blobs.
     """
     scores = []
     for t, h in enumerate(hs, start=1):
         if not train and readings.test_output == "last_step" and t < len(hs):
             continue
-        score = fc(n, s, f"{name}_score_t{t}", h, num_classes, param_layer=f"{name}_score")
+        shared = f"{name}_score" if readings.step_scores == "shared" else None
+        score = fc(n, s, f"{name}_score_t{t}", h, num_classes, param_layer=shared)
         scores.append(score)
         if train:
             loss = s.name(f"{name}_loss_t{t}")

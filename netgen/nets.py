@@ -151,7 +151,8 @@ def two_stream_baseline(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
     n = NetSpec()
     data, label = _single_stream_inputs(n, stream, opt)
     tops = vgg16_trunk(n, Scope(), data, opt.preset, upto="fc7")
-    _classifier(n, Scope(), "fc8", tops["fc7"], label, opt)
+    _classifier(n, Scope(), "fc8", tops["fc7"], label, opt,
+                loss_weight=loss_scale(opt.num_classes, opt.readings))
     return _finish(n, f"baseline_{stream}", opt, opt.train_batch())
 
 
@@ -170,14 +171,16 @@ def direct_combine_net(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
     cnnm = cnn_m_2048_trunk(n, s, data, opt.preset, DIRECT_CNNM_PREFIX, dropout=True)
     if opt.readings.direct_combine == "concat_fc7":
         n.fc7_combine = L.Concat(vgg, cnnm, name="fc7_combine", concat_param={"axis": 1})
-        _classifier(n, s, "fc8_combine", n.fc7_combine, label, opt)
+        _classifier(n, s, "fc8_combine", n.fc7_combine, label, opt,
+                    loss_weight=loss_scale(opt.num_classes, opt.readings))
     else:
         a = fc(n, s, "fc8", vgg, opt.num_classes)
         b = fc(n, s, f"{DIRECT_CNNM_PREFIX}fc8", cnnm, opt.num_classes)
         n.fc8_combine = L.Eltwise(a, b, name="fc8_combine", eltwise_param={"operation": 1})
         score = n.fc8_combine
         if opt.train:
-            n.loss = L.SoftmaxWithLoss(score, label, name="loss")
+            n.loss = L.SoftmaxWithLoss(score, label, name="loss",
+                                       loss_weight=loss_scale(opt.num_classes, opt.readings))
             n.accuracy = L.Accuracy(score, label, name="accuracy", **TEST_ONLY)
         else:
             n.prob = L.Softmax(score, name="prob")
@@ -287,7 +290,8 @@ def asynchronous_fusion_net(
             if towers == "baseline":
                 feat = vgg16_trunk(n, s, inputs[tower], opt.preset, upto="fc7")["fc7"]
                 if tower_train:
-                    _classifier(n, s, "fc8", feat, label, opt, accuracy=False)
+                    _classifier(n, s, "fc8", feat, label, opt, accuracy=False,
+                                loss_weight=loss_scale(opt.num_classes, opt.readings))
             else:
                 feat, _ = coarse_to_fine_tower(
                     n, s, inputs[tower], label, opt.preset, opt.num_classes, config,

@@ -14,6 +14,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "side_slicing": ("shared", "scale_associated"),
     "group_loss": ("sum_log", "log_sum"),
     "lstm_weights": ("shared", "per_unit"),
+    "step_scores": ("per_unit", "shared"),
     "forced_gt": ("replace_last", "append"),
     "tie_break": ("lower_index", "higher_index"),
     "syn_pairs": ("five_pairs", "centre_pair"),
@@ -33,12 +34,17 @@ class Readings:
     #: Eq. 1: sum over group members of log p ("sum_log", literal) or log of the summed group
     #: probability ("log_sum").
     group_loss: str = "sum_log"
-    #: The 1/N of Eqs. 1, 3, 5: N = number of classes (literal) -> loss weights alpha/N, beta/N,
-    #: gamma/N; False drops the 1/N.
-    class_normalization: bool = True
+    #: The 1/N of Eqs. 1, 3, 5. False (default): the batch mean Caffe's losses already take;
+    #: alpha, beta, gamma are the loss weights and every softmax loss of every Table 1-2 net has
+    #: weight 1 (times its alpha/beta/gamma). True: N = number of classes, applied to every
+    #: row alike: alpha/N, beta/N, gamma/N, and 1/N on the baselines' softmax losses too.
+    class_normalization: bool = False
     #: Eq. 2 writes Phi_t per unit: one Caffe LSTM shared over time ("shared") or one
     #: single-step LSTM per unit chained through expose_hidden ("per_unit").
     lstm_weights: str = "shared"
+    #: "an additional fully connected layer is added to the output of each LSTM unit": one FC
+    #: per step ("per_unit") or one FC shared by every step ("shared"); Eqs. 3 and 5.
+    step_scores: str = "per_unit"
     #: A missing ground truth replaces the lowest-ranked member ("replace_last") or is appended.
     forced_gt: str = "replace_last"
     #: Order of equal grouper scores.

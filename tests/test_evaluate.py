@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from co2fi_tools.evaluate import _variant_delta, method_variants, net_inputs
+from tests.conftest import REPO_ROOT, requires_caffe
 
 
 def _periods(periods: int = 12, steps: int = 5) -> dict[str, np.ndarray]:
@@ -36,3 +40,68 @@ def test_delta_of_a_variant_and_methods_to_nets() -> None:
     assert method_variants("CO2FI+ASYN (Δ = 5)") == ["co2fi_asyn_d5_rgb_centred",
                                                       "co2fi_asyn_d5_flow_centred"]
     assert method_variants("Two-stream baseline") == ["baseline_rgb", "baseline_flow"]
+
+
+# --- weights that do not fit the deploy net are an error, not an untrained net's accuracy ---
+
+NETS = REPO_ROOT / "prototxt" / "small" / "synthetic"
+
+
+def _save_random(variant: str, path: Path) -> Path:
+    import caffe
+
+    caffe.Net(str(NETS / f"{variant}_deploy.prototxt"), caffe.TEST).save(str(path))
+    return path
+
+
+@requires_caffe
+def test_weights_of_another_net_are_refused(tmp_path: Path) -> None:
+    from co2fi_tools.evaluate import DeployNet
+
+    grouper = _save_random("grouper_rgb", tmp_path / "grouper.caffemodel")
+    with pytest.raises(ValueError, match="no layer matches the net"):
+        DeployNet(NETS / "baseline_rgb_deploy.prototxt", grouper)
+    with pytest.raises(ValueError, match="no such caffemodel"):
+        DeployNet(NETS / "baseline_rgb_deploy.prototxt", tmp_path / "missing.caffemodel")
+
+
+@requires_caffe
+def test_weights_missing_a_layer_or_with_other_shapes_are_refused(tmp_path: Path) -> None:
+    from caffe.proto import caffe_pb2
+
+    from co2fi_tools.evaluate import DeployNet
+
+    full = _save_random("baseline_rgb", tmp_path / "baseline.caffemodel")
+    DeployNet(NETS / "baseline_rgb_deploy.prototxt", full)  # fits
+    net = caffe_pb2.NetParameter()
+    net.ParseFromString(full.read_bytes())
+    kept = [layer for layer in net.layer if layer.name != "fc8"]
+    del net.layer[:]
+    net.layer.extend(kept)
+    (tmp_path / "no_fc8.caffemodel").write_bytes(net.SerializeToString())
+    with pytest.raises(ValueError, match="lacks 1 of the .* first 'fc8'"):
+        DeployNet(NETS / "baseline_rgb_deploy.prototxt", tmp_path / "no_fc8.caffemodel")
+    # the motion net's conv1_1 takes 20 channels: Caffe would abort, we name the layer
+    with pytest.raises(ValueError, match="layer 'conv1_1' has blobs"):
+        DeployNet(NETS / "baseline_flow_deploy.prototxt", full)
+
+
+@requires_caffe
+def test_evaluate_cli_refuses_weights_of_another_net_in_one_line(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    from co2fi_tools.evaluate import main
+
+    nets = tmp_path / "out" / "nets" / "prototxt" / "small" / "synthetic"
+    nets.mkdir(parents=True)
+    for stream in ("rgb", "flow"):
+        shutil.copy(NETS / f"baseline_{stream}_deploy.prototxt", nets)
+        run = tmp_path / "out" / "runs" / f"baseline_{stream}"
+        run.mkdir(parents=True)
+        _save_random(f"grouper_{stream}", run / "final.caffemodel")
+    rc = main(["--out", str(tmp_path / "out"), "--data-root", str(tmp_path / "data"),
+               "--dataset", "synthetic", "--num-classes", "10",
+               "--method", "Two-stream baseline"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.count("\n") == 1 and "no layer matches the net" in err
+    assert not (tmp_path / "out" / "results.json").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from co2fi_tools.pipeline import main, prepare_dataset
+from tests.conftest import requires_caffe
 
 
 def test_folder_without_frames_names_what_is_missing(tmp_path: Path) -> None:
@@ -31,3 +32,24 @@ def test_cli_reports_the_error_and_writes_no_run(tmp_path: Path, capsys) -> None
     assert rc == 1
     assert "run_experiment: error:" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@requires_caffe
+def test_relative_data_root_and_out_are_taken_from_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """`tools/run_experiment.py --data-root data/x --out runs/y` as a user types it."""
+    import json
+
+    from co2fi_tools.demo import prepare_synthetic
+
+    prepare_synthetic(tmp_path / "data" / "x", classes=5, clips=3, frames=40, flow="farneback",
+                      workers=1, seed=0)
+    monkeypatch.chdir(tmp_path)
+    rc = main(["--dataset", "synthetic", "--num-classes", "5", "--preset", "small",
+               "--data-root", "data/x", "--out", "runs/y", "--gpu", "-1",
+               "--methods", "Two-stream baseline", "--max-iter", "2"])
+    assert rc == 0, capsys.readouterr().err
+    out = tmp_path / "runs" / "y"
+    assert (out / "runs" / "baseline_flow" / "final.caffemodel").exists()
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert {r["stream"] for r in results} == {"appearance", "motion", "two-stream"}

@@ -64,3 +64,56 @@ def test_towers_equal_after_a_solver_step(tmp_path):
             np.testing.assert_array_equal(s.net.params[f"rgb_t{t}/{layer}"][0].data,
                                           s.net.params[f"rgb_t1/{layer}"][0].data)
     assert "flow_t3/conv1_1" in s.net.params
+
+
+def _param_names(proto, layer):
+    return [p.name for p in next(x for x in proto.layer if x.name == layer).param]
+
+
+def test_each_lstm_unit_has_its_own_fc_in_single_nets_and_towers():
+    """"an additional fully connected layer is added to the output of each LSTM unit": one FC
+    per step, the same layers (names, shapes) in a single-stream net and in every tower, so
+    that a trained net's FCs go one to one into the towers; the towers of the five-input
+    stream share step t's FC among themselves, never across steps."""
+    single = load(build("co2fi_flow", OPT))
+    fcs = [f"c2f_score_t{t}" for t in range(1, 4)]
+    assert all(not np.shares_memory(single.params[a][0].data, single.params[b][0].data)
+               for a in fcs for b in fcs if a != b)
+    proto = build("co2fi_asyn_d5_rgb_centred", OPT)
+    fusion = load(proto)
+    for tower in ["rgb_t3"] + [f"flow_t{i}" for i in range(1, 6)]:
+        layers = _tower_layers(fusion, tower)
+        assert [k for k in layers if "score" in k] == fcs, tower
+        for layer in fcs:
+            assert ([b.data.shape for b in fusion.params[f"{tower}/{layer}"]]
+                    == [b.data.shape for b in single.params[layer]])
+    for t in range(1, 4):
+        assert _param_names(proto, f"flow_t2/c2f_score_t{t}") == [
+            f"flow/c2f_score_t{t}/0", f"flow/c2f_score_t{t}/1"]
+        assert _param_names(proto, f"rgb_t3/c2f_score_t{t}") == ["", ""]  # unnamed: own
+        for i in range(2, 6):
+            assert np.shares_memory(fusion.params[f"flow_t1/c2f_score_t{t}"][0].data,
+                                    fusion.params[f"flow_t{i}/c2f_score_t{t}"][0].data)
+    assert not np.shares_memory(fusion.params["flow_t1/c2f_score_t1"][0].data,
+                                fusion.params["flow_t1/c2f_score_t2"][0].data)
+    asyn = [f"async_score_t{t}" for t in range(1, 6)]
+    assert all(not np.shares_memory(fusion.params[a][0].data, fusion.params[b][0].data)
+               for a in asyn for b in asyn if a != b)
+
+
+def test_shared_step_scores_reading_shares_one_fc_everywhere():
+    from netgen.readings import Readings
+
+    opt = NetOptions(preset=SMALL, num_classes=N, data_source="input", batch=2,
+                     readings=Readings(step_scores="shared"))
+    single = load(build("co2fi_rgb", opt))
+    for t in (2, 3):
+        assert np.shares_memory(single.params["c2f_score_t1"][0].data,
+                                single.params[f"c2f_score_t{t}"][0].data)
+    fusion = load(build("co2fi_asyn_d5_flow_centred", opt))
+    assert np.shares_memory(fusion.params["rgb_t1/c2f_score_t1"][0].data,
+                            fusion.params["rgb_t4/c2f_score_t3"][0].data)
+    assert np.shares_memory(fusion.params["async_score_t1"][0].data,
+                            fusion.params["async_score_t5"][0].data)
+    assert not np.shares_memory(fusion.params["flow_t3/c2f_score_t1"][0].data,
+                                fusion.params["rgb_t1/c2f_score_t1"][0].data)

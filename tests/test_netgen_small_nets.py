@@ -141,7 +141,8 @@ def test_fusion_shapes():
 @pytest.mark.parametrize("change", [
     {"side_slicing": "scale_associated"},
     {"group_loss": "log_sum"},
-    {"class_normalization": False},
+    {"class_normalization": True},
+    {"step_scores": "shared"},
     {"lstm_weights": "per_unit"},
     {"forced_gt": "append"},
     {"tie_break": "higher_index"},
@@ -174,15 +175,53 @@ def test_syn_and_direct_combine_readings():
     assert "cnnm_fc8" in net.params and "fc8" in net.params
 
 
+def _loss_weights(proto) -> dict[str, float]:
+    """Every softmax loss's weight; the Eq. 1 Python loss as its alpha/N factor."""
+    import json
+
+    out = {}
+    for layer in proto.layer:
+        if layer.type == "SoftmaxWithLoss":
+            out[layer.name] = layer.loss_weight[0] if layer.loss_weight else 1.0
+        elif layer.type == "Python" and layer.python_param.layer == "GroupLossLayer":
+            p = json.loads(layer.python_param.param_str)
+            assert list(layer.loss_weight) == [1.0]  # alpha (and 1/N) act inside the layer
+            out[layer.name] = 1.0 / p["num_classes"] if p["class_normalization"] else 1.0
+    return out
+
+
 def test_loss_weights_follow_paper():
     from netgen import paper
 
-    proto = build("co2fi_asyn_d5_rgb_centred", opt())
-    weights = {layer.name: list(layer.loss_weight) for layer in proto.layer if layer.loss_weight}
-    assert weights["async_loss_t1"] == pytest.approx([paper.GAMMA / N])
-    assert weights["flow_t2/c2f_loss_t3"] == pytest.approx([paper.BETA / N])
-    assert weights["flow_t2/loss_group"] == [1.0]  # alpha/N is inside the Python layer
-    proto = build("co2fi_no_coarseness_flow", opt())
-    weights = {layer.name: list(layer.loss_weight) for layer in proto.layer if layer.loss_weight}
-    assert weights["loss_group_coarse"] == pytest.approx([paper.ALPHA[0] / N])
-    assert weights["loss_group_fine"] == pytest.approx([paper.ALPHA[2] / N])
+    weights = _loss_weights(build("co2fi_asyn_d5_rgb_centred", opt()))
+    assert weights["async_loss_t1"] == pytest.approx(paper.GAMMA)
+    assert weights["flow_t2/c2f_loss_t3"] == pytest.approx(paper.BETA)
+    assert weights["flow_t2/loss_group"] == 1.0
+    weights = _loss_weights(build("co2fi_no_coarseness_flow", opt()))
+    assert weights["loss_group_coarse"] == pytest.approx(paper.ALPHA[0])
+    assert weights["loss_group_fine"] == pytest.approx(paper.ALPHA[2])
+    assert _loss_weights(build("baseline_rgb", opt())) == {"loss": 1.0}
+
+
+@pytest.mark.parametrize("class_normalization", [False, True])
+def test_every_table_row_trains_under_one_loss_scale(class_normalization):
+    """The 1/N of Eqs. 1, 3, 5 is either on every row's losses (baselines included) or on none:
+    each softmax loss weighs (1 or alpha_k or beta or gamma) x scale, the same scale for all."""
+    from netgen import paper
+    from netgen.variants import variants
+
+    scale = 1.0 / N if class_normalization else 1.0
+    readings = Readings(class_normalization=class_normalization)
+    paper_factors = {1.0, *paper.ALPHA, paper.BETA, paper.GAMMA}
+    rows = [v for v in variants() if v.table in ("Table 1", "Table 2")]
+    assert len(rows) == 20
+    for v in rows:
+        weights = _loss_weights(build(v.name, opt(readings=readings)))
+        assert weights, v.name
+        for layer, w in weights.items():
+            assert any(w == pytest.approx(f * scale) for f in paper_factors), (v.name, layer, w)
+    baseline = _loss_weights(build("baseline_asyn_d5_rgb_centred", opt(readings=readings)))
+    assert baseline["rgb_t3/loss"] == pytest.approx(scale)
+    assert baseline["async_loss_t5"] == pytest.approx(paper.GAMMA * scale)
+    # the grouper is no row of the tables: plain softmax
+    assert _loss_weights(build("grouper_rgb", opt(readings=readings))) == {"loss": 1.0}

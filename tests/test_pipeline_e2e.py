@@ -1,13 +1,20 @@
-"""End to end on a tiny synthetic set: videos -> flow -> lists -> every demo stage -> tables."""
+"""End to end on a tiny synthetic set: videos -> flow -> lists -> every demo stage -> tables.
+
+The demo runs as `make demo` runs it: `python tools/demo.py` with its default, relative
+``--out runs/demo``, here from a temporary working directory (tiny sizes).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import requires_caffe
+from tests.conftest import REPO_ROOT, requires_caffe
 
 pytestmark = requires_caffe
 
@@ -15,13 +22,26 @@ ARGS = ["--classes", "5", "--clips-per-class", "3", "--frames", "40", "--flow", 
         "--max-iter", "4", "--workers", "1"]
 
 
+def run_demo(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """tools/demo.py as the Makefile's `demo` target calls it, in ``cwd``."""
+    env = dict(os.environ, GLOG_minloglevel="2")
+    return subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "demo.py"), *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from co2fi_tools.demo import main
-
-    out = tmp_path_factory.mktemp("demo")
-    assert main(["--out", str(out), *ARGS]) == 0
+    cwd = tmp_path_factory.mktemp("cwd")
+    done = run_demo(cwd, *ARGS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = cwd / "runs" / "demo"  # the default --out, relative to the working directory
+    assert (out / "results.json").exists()
     return out
+
+
+def test_makefile_demo_target_is_tools_demo_with_default_arguments() -> None:
+    recipe = (REPO_ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n")[1]
+    assert recipe.strip() == "$(PY) tools/demo.py $(DEMO_ARGS)"
 
 
 def test_every_demo_method_is_evaluated_and_compared(demo_run: Path) -> None:
@@ -58,15 +78,19 @@ def test_stages_scores_and_plots_are_written(demo_run: Path) -> None:
 def test_fusion_towers_start_from_the_trained_single_stream_nets(demo_run: Path) -> None:
     log = (demo_run / "runs" / "co2fi_asyn_d5_rgb_centred" / "train.log").read_text()
     assert "copied  flow_t1/conv1_1 <- flow:conv1_1" in log
-    assert "copied  rgb_t3/grouper_conv1 <- rgb:grouper_conv1" in log
+    assert "copied  rgb_t3/grouper_conv1 <- rgb_grouper:grouper_conv1" in log
+    assert "copied  flow_t5/c2f_score_t3 <- flow:c2f_score_t3" in log
+    for stream in ("rgb", "flow"):
+        log = (demo_run / "runs" / f"co2fi_{stream}" / "train.log").read_text()
+        assert "copied  grouper_fc8 <- grouper:grouper_fc8" in log
 
 
 def test_rerun_resumes_without_redoing_anything(demo_run: Path) -> None:
-    from co2fi_tools.demo import main
-
     finals = sorted((demo_run / "runs").glob("*/final.caffemodel"))
     stamps = [p.stat().st_mtime_ns for p in finals]
     scores = [p.stat().st_mtime_ns for p in sorted((demo_run / "scores").glob("*.h5"))]
-    assert main(["--out", str(demo_run), *ARGS]) == 0
+    # from another working directory, with the folder given relative to it
+    done = run_demo(demo_run.parent, "--out", "demo", *ARGS)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert [p.stat().st_mtime_ns for p in finals] == stamps
     assert [p.stat().st_mtime_ns for p in sorted((demo_run / "scores").glob("*.h5"))] == scores
