@@ -70,13 +70,15 @@ def period_source(exp, delta: int, input_size: int):
 
     Frames and flow stacks are sampled together for every net, so that the appearance and
     motion nets of a method see the same time points."""
-    from co2fi_layers.batches import PeriodBatches
+    from co2fi_layers.batches import PeriodBatches, source_options
+    from data_prep.rawframes import read_source_params
 
     lists = exp.data_root / "lists"
     return PeriodBatches(str(lists / f"rgb_val_split{exp.split}.txt"),
                          str(lists / f"flow_val_split{exp.split}.txt"),
                          str(exp.data_root / "frames"), input_size=input_size, delta=delta,
-                         phase="test", test_periods=paper.TEST_PERIODS)
+                         phase="test", test_periods=paper.TEST_PERIODS,
+                         **source_options(read_source_params(exp.data_root)))
 
 
 def net_inputs(variant: str, periods: dict[str, np.ndarray], names: list[str]

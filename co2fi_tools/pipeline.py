@@ -161,9 +161,13 @@ def run_experiment(exp: Experiment) -> dict:
 
 def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | None,
                     videos: Path | None, rawframes: Path | None, flow: str,
-                    workers: int) -> Path:
-    """A dataset folder with frames/ and lists/: from videos (extracted), TSN rawframes
-    (linked), or as it is. Errors name the folder and what is missing."""
+                    workers: int, list_dir: Path | None = None,
+                    layout: dict | None = None, level: str = "auto",
+                    num_classes: int | None = None) -> Path:
+    """A dataset folder with frames/ and lists/: from videos (extracted), rawframes of TSN's
+    or mmaction2's tools (linked, read with ``layout``), or as it is; lists from the official
+    splits or, with ``list_dir``, TSN's / mmaction2's own lists (linked). Errors name the
+    folder and what is missing."""
     from data_prep import extract, lists
 
     root.mkdir(parents=True, exist_ok=True)
@@ -184,6 +188,9 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
             f"{root}: expected {frames} (one folder of img_/flow_x_/flow_y_ JPEGs per video); "
             "give --videos or --rawframes")
     lists_dir = root / "lists"
+    if rawframes is not None or list_dir is not None or layout:
+        return _prepare_foreign(dataset, root, split, splits_dir, rawframes is not None,
+                                list_dir, dict(layout or {}), level, num_classes)
     wanted = [lists_dir / f"{m}_{p}_split{split}.txt" for m in ("rgb", "flow")
               for p in ("train", "val")]
     if not all(p.exists() for p in wanted):
@@ -196,6 +203,45 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
             args.append("--no-require-done")
         if lists.main(args):
             raise RuntimeError(f"building the lists of {dataset} split {split} failed (above)")
+    return root
+
+
+def _prepare_foreign(dataset: str, root: Path, split: int, splits_dir: Path | None,
+                     no_done: bool, list_dir: Path | None, layout: dict, level: str,
+                     num_classes: int | None) -> Path:
+    """Lists of rawframes made by other tools: theirs (adopted) or built from the splits with
+    their file names; records how to read them in <root>/source.json."""
+    from data_prep import foreign_lists, lists, rawframes
+    from data_prep.errors import DataError
+    from netgen import paper
+
+    rawframes.layout_from_params(layout)  # ValueError on a bad template, before any work
+    frames, lists_dir = root / "frames", root / "lists"
+    source = dict(layout)
+    if list_dir is not None:
+        try:
+            adopted = foreign_lists.adopt_lists(list_dir, dataset, split, lists_dir, frames,
+                                                num_classes, paper.GROUPER_DATA_FRACTION)
+        except DataError as exc:
+            raise ValueError(f"--lists: {exc}") from None
+        log(f"using {adopted.found.style} lists of {list_dir} as they are")
+        source.update(adopted.found.data_params)
+    elif splits_dir is None and all((lists_dir / f"{m}_{p}_split{split}.txt").exists()
+                                    for m in ("rgb", "flow") for p in ("train", "val")):
+        log(f"using the lists already in {lists_dir}")
+    else:
+        if splits_dir is None or not splits_dir.is_dir():
+            raise FileNotFoundError(f"{lists_dir}: no lists; give --splits with the dataset's "
+                                    "official split files or --lists with TSN's/mmaction2's")
+        args = [dataset, str(splits_dir), str(frames), str(lists_dir), "--split", str(split),
+                "--fraction", "--level", level]
+        if no_done:
+            args.append("--no-require-done")
+        for key, value in layout.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        if lists.main(args):
+            raise RuntimeError(f"building the lists of {dataset} split {split} failed (above)")
+    rawframes.write_source_params(root, source)
     return root
 
 
@@ -215,7 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", required=True, type=Path,
                     help="dataset folder: frames/ and lists/ are kept (or made) here")
     ap.add_argument("--videos", type=Path, help="the dataset's videos (extracted first)")
-    ap.add_argument("--rawframes", type=Path, help="TSN rawframes folder (used as it is)")
+    ap.add_argument("--rawframes", type=Path,
+                    help="rawframes of TSN's or mmaction2's tools (used as they are; see "
+                         "--layout, --level)")
+    ap.add_argument("--lists", type=Path,
+                    help="folder of TSN's or mmaction2's list files for the split (used as they "
+                         "are, instead of building lists from --splits)")
+    ap.add_argument("--level", choices=["auto", "1", "2"], default="auto",
+                    help="rawframes tree: <video>/ (1), <class>/<video>/ (2), or either")
     ap.add_argument("--splits", type=Path, help="official split files folder")
     ap.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
     ap.add_argument("--num-classes", type=int, help="default: the dataset's (101, 51)")
@@ -231,13 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--max-iter", type=int)
     ap.add_argument("--seed", type=int, default=0)
+    from data_prep.lists import add_layout_arguments, layout_params
+
+    add_layout_arguments(ap)
     args = ap.parse_args(argv)
     try:
         num_classes = args.num_classes or paper.NUM_CLASSES.get(args.dataset)
         if num_classes is None:
             raise ValueError("--num-classes is needed for this dataset")
+        layout = layout_params(args) if (args.rawframes or args.lists) else None
         root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
-                               args.videos, args.rawframes, args.flow, args.workers)
+                               args.videos, args.rawframes, args.flow, args.workers,
+                               list_dir=args.lists, layout=layout, level=args.level,
+                               num_classes=num_classes)
         imagenet = {k: v for k, v in (("vgg16", args.vgg16), ("cnn_m_2048", args.cnn_m_2048))
                     if v}
         exp = Experiment(dataset=args.dataset, data_root=root, num_classes=num_classes,

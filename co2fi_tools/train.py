@@ -140,6 +140,18 @@ def relocate(params: dict, job: TrainJob, is_test: bool) -> dict:
     return out
 
 
+def dataset_source_params(data_root: str | None) -> dict:
+    """How the data layers read a dataset folder's frames and lists (its source.json: the
+    rawframes layout and list counting of other tools), {} for our own extraction."""
+    from data_prep.errors import DataError
+    from data_prep.rawframes import read_source_params
+
+    try:
+        return read_source_params(data_root)
+    except DataError as exc:
+        raise TrainingError(str(exc)) from None
+
+
 def rewrite_train_net(job: TrainJob, out: Path) -> None:
     """The job's train net with every data layer's param_str updated by job.data."""
     caffe_pb2 = _caffe_pb2()
@@ -158,6 +170,7 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
                 overrides.update(overrides.pop("test"))
             overrides.pop("test", None)
             params = relocate(params, job, is_test)
+            params.update(dataset_source_params(job.data_root))
             params.update(overrides)
             params.setdefault("seed", job.seed)
             check_data(params, classes or job.num_classes, f"{job.train_net} layer {layer.name}")
