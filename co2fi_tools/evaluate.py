@@ -167,9 +167,18 @@ def evaluate_methods(exp, finals: dict[str, Path], results_path: Path) -> list[d
 
 
 def _class_names(exp) -> list[str]:
-    if exp.class_names:
-        return list(exp.class_names)
-    return [f"class_{i}" for i in range(exp.num_classes)]
+    """The experiment's class names, else the dataset's lists/classes.txt (written by
+    data_prep.lists from classInd.txt or HMDB51's split files), else class_<i>."""
+    from data_prep.lists import read_class_names
+
+    names = list(exp.class_names) or read_class_names(exp.data_root / "lists")
+    if not names:
+        return [f"class_{i}" for i in range(exp.num_classes)]
+    if len(names) != exp.num_classes:
+        raise ValueError(f"{len(names)} class names (from the split files / "
+                         f"{exp.data_root / 'lists' / 'classes.txt'}) for {exp.num_classes} "
+                         "classes")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:

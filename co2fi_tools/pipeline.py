@@ -245,6 +245,25 @@ def _prepare_foreign(dataset: str, root: Path, split: int, splits_dir: Path | No
     return root
 
 
+def dataset_class_names(dataset: str, splits_dir: Path | None, split: int,
+                        num_classes: int) -> list[str]:
+    """Class names from the official split files (classInd.txt; HMDB51's per-class files);
+    [] without them (evaluation then takes the dataset's lists/classes.txt)."""
+    from data_prep.errors import DataError
+    from data_prep.splits import class_names
+
+    if splits_dir is None:
+        return []
+    try:
+        names = list(class_names(dataset, splits_dir, split))
+    except DataError as exc:
+        raise ValueError(f"--splits: {exc}") from None
+    if len(names) != num_classes:
+        raise ValueError(f"--splits {splits_dir}: {len(names)} classes, the experiment has "
+                         f"{num_classes} (--num-classes)")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     # Caffe's INFO lines go to each run's train.log; the console shows progress only.
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -292,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         num_classes = args.num_classes or paper.NUM_CLASSES.get(args.dataset)
         if num_classes is None:
             raise ValueError("--num-classes is needed for this dataset")
+        class_names = dataset_class_names(args.dataset, args.splits, args.split, num_classes)
         layout = layout_params(args) if (args.rawframes or args.lists) else None
         root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
                                args.videos, args.rawframes, args.flow, args.workers,
@@ -302,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         exp = Experiment(dataset=args.dataset, data_root=root, num_classes=num_classes,
                          out=args.out, split=args.split, preset=args.preset,
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
-                         seed=args.seed, max_iter=args.max_iter, imagenet=imagenet)
+                         seed=args.seed, max_iter=args.max_iter, imagenet=imagenet,
+                         class_names=class_names)
         summary = run_experiment(exp)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"run_experiment: error: {exc}", file=sys.stderr)

@@ -115,6 +115,31 @@ def frame_folder(frames_root: Path, video: str, level: str = "auto") -> tuple[Pa
     return frames_root / vid, vid  # missing either way: named as the flat folder
 
 
+#: Class names in label order, one a line, written beside the lists (tables and plots show them).
+CLASSES_FILE = "classes.txt"
+
+
+def read_class_names(lists_dir: str | os.PathLike[str]) -> list[str] | None:
+    """The names of ``<lists_dir>/classes.txt``, or None when there is none."""
+    path = Path(lists_dir) / CLASSES_FILE
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n]
+    if not names:
+        raise DataError(path, "no class names")
+    return names
+
+
+def write_class_names(lists_dir: str | os.PathLike[str], names: Sequence[str]) -> Path:
+    path = Path(lists_dir) / CLASSES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 @dataclass
 class ListReport:
     written: list[Path]
@@ -169,10 +194,13 @@ def build_lists(
         if fraction is not None:
             subset = stratified_subset(train[m], fraction, seed)
             outputs[f"{m}_train_split{split}_{fraction_tag(fraction)}.txt"] = subset
-    for name, items in outputs.items():
+    outputs_text = {name: "".join(list_line(item) + "\n" for item in items)
+                    for name, items in outputs.items()}
+    outputs_text[CLASSES_FILE] = "".join(f"{name}\n" for name in parsed.classes)
+    for name, text in outputs_text.items():
         path = out_dir / name
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(list_line(item) + "\n" for item in items), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         written.append(path)
     return ListReport(written, problems)
