@@ -45,6 +45,8 @@ class Experiment:
     #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
     imagenet: dict[str, str] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
+    #: Snapshots kept per training run (the newest; final.caffemodel besides).
+    keep_snapshots: int = 3
 
     @property
     def nets(self) -> Path:
@@ -99,6 +101,7 @@ def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
                       and exp.fusion_max_iter is not None else exp.max_iter),
             seed=exp.seed,
             init=init,
+            keep_snapshots=exp.keep_snapshots,
             meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,
                   "split": exp.split},
         )
@@ -302,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flow", default="tvl1", choices=["tvl1", "tvl1-fast", "farneback"])
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--max-iter", type=int)
+    ap.add_argument("--keep-snapshots", type=int, default=3,
+                    help="snapshots kept per training run, newest first (default %(default)s; "
+                         "100K iterations x 22 stages would otherwise fill hundreds of GB)")
     ap.add_argument("--seed", type=int, default=0)
     from data_prep.lists import add_layout_arguments, layout_params
 
@@ -323,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                          out=args.out, split=args.split, preset=args.preset,
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
                          seed=args.seed, max_iter=args.max_iter, imagenet=imagenet,
-                         class_names=class_names)
+                         class_names=class_names, keep_snapshots=args.keep_snapshots)
         summary = run_experiment(exp)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"run_experiment: error: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@
     <run>/solver.prototxt      the solver, pointing at the two files above
     <run>/init.caffemodel      initial weights after net surgery (when any)
     <run>/train.log            Caffe's glog output (appended across resumes)
-    <run>/snapshots/           <name>_iter_<n>.caffemodel / .solverstate
+    <run>/snapshots/           <name>_iter_<n>.caffemodel / .solverstate (the newest K kept)
     <run>/final.caffemodel     the trained weights, written last: the run is complete
 """
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from co2fi_layers.caffe_env import REPO_ROOT
 
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.solverstate(\.h5)?$")
+SNAPSHOT_FILE_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)(\.h5)?$")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -79,6 +80,33 @@ class Run:
             if m and p.with_name(p.name.replace(".solverstate", ".caffemodel")).exists():
                 found.append((int(m.group(1)), p))
         return max(found) if found else None
+
+    def snapshot_pairs(self) -> list[tuple[int, list[Path]]]:
+        """Every snapshot iteration with its files (.caffemodel, .solverstate[.h5]), oldest
+        first."""
+        by_iter: dict[int, list[Path]] = {}
+        for p in self.snapshots.glob(f"{self.name}_iter_*"):
+            m = SNAPSHOT_FILE_RE.search(p.name)
+            if m:
+                by_iter.setdefault(int(m.group(1)), []).append(p)
+        return sorted(by_iter.items())
+
+    def prune_snapshots(self, keep: int) -> list[Path]:
+        """Delete all but the newest ``keep`` complete snapshots (weights and solver state);
+        an incomplete newer one (being written) is left alone. Returns what was deleted."""
+        if keep < 1:
+            raise ValueError(f"keep_snapshots must be at least 1 (resume needs the newest), "
+                             f"got {keep}")
+        latest = self.latest_solverstate()
+        if latest is None:
+            return []
+        older = [files for it, files in self.snapshot_pairs() if it <= latest[0]]
+        deleted = []
+        for files in older[:-keep]:
+            for path in files:
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+        return deleted
 
     def write_config(self, config: dict) -> None:
         config = dict(config, code_revision=code_revision(), argv=sys.argv, name=self.name)

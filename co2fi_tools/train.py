@@ -29,6 +29,8 @@ BACKENDS = ("pycaffe", "tool")
 DATA_LAYER_MODULES = ("co2fi_layers.clip_data", "co2fi_layers.period_data")
 ITER_LOSS_RE = re.compile(r"Iteration (\d+) \(.*\), loss = (\S+)")
 ITER_RE = re.compile(r"Iteration (\d+)")
+SNAPSHOT_DONE = "Snapshotting solver state to"
+DEFAULT_KEEP_SNAPSHOTS = 3
 
 
 class TrainingError(RuntimeError):
@@ -55,6 +57,8 @@ class TrainJob:
     seed: int = 0
     init: dict = field(default_factory=dict)  # source key -> caffemodel (co2fi_tools.stage_weights)
     meta: dict = field(default_factory=dict)  # variant, preset, dataset, ... (recorded)
+    #: Snapshots kept on disk (the newest K; older ones are deleted as new ones are written).
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
 
 
 def _caffe_pb2():
@@ -200,7 +204,7 @@ def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
 
 
 def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
-            explode_factor: float, backend: str) -> int:
+            explode_factor: float, backend: str, keep_snapshots: int | None = None) -> int:
     """Run cmd, appending its stderr to the run's log, showing progress, watching the loss."""
     from tqdm import tqdm
 
@@ -216,6 +220,8 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
+            if keep_snapshots and SNAPSHOT_DONE in line:
+                run.prune_snapshots(keep_snapshots)
             m = ITER_RE.search(line)
             if m and int(m.group(1)) > bar.n:
                 bar.update(min(int(m.group(1)), max_iter) - bar.n)
@@ -248,6 +254,8 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
     """Train job in run_dir (resuming if it was interrupted); returns final.caffemodel."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {BACKENDS}")
+    if job.keep_snapshots < 1:
+        raise ValueError(f"--keep-snapshots must be at least 1, got {job.keep_snapshots}")
     run = Run(run_dir, job.name)
     if run.is_complete():
         return run.final_weights
@@ -283,7 +291,8 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
                 cmd.append(f"--snapshot={state[1]}")
             elif weights:
                 cmd.append(f"--weights={weights}")
-        rc = _stream(cmd, run, max_iter, start, job.name, explode_factor, backend)
+        rc = _stream(cmd, run, max_iter, start, job.name, explode_factor, backend,
+                     job.keep_snapshots)
         if rc != 0:
             tail = "".join(run.log.read_text().splitlines(keepends=True)[-15:])
             raise TrainingError(f"{job.name}: training exited with code {rc}; log: {run.log}\n"
@@ -295,6 +304,7 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
     tmp = run.final_weights.with_name(".final.caffemodel.tmp")
     shutil.copyfile(model, tmp)
     os.replace(tmp, run.final_weights)
+    run.prune_snapshots(job.keep_snapshots)
     return run.final_weights
 
 
@@ -312,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-classes", type=int)
     ap.add_argument("--max-iter", type=int)
     ap.add_argument("--snapshot", type=int)
+    ap.add_argument("--keep-snapshots", type=int, default=DEFAULT_KEEP_SNAPSHOTS,
+                    help="snapshots kept on disk, newest first (default %(default)s); "
+                         "final.caffemodel is kept besides")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", action="append", default=[], metavar="KEY=CAFFEMODEL",
                     help="initial weights (see co2fi_tools.stage_weights for the keys)")
@@ -323,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                    solver=args.solver, data=json.loads(args.data), data_root=args.data_root,
                    split=args.split, train_list_tag=args.train_list_tag,
                    num_classes=args.num_classes,
-                   max_iter=args.max_iter, snapshot=args.snapshot, seed=args.seed, init=init)
+                   max_iter=args.max_iter, snapshot=args.snapshot, seed=args.seed, init=init,
+                   keep_snapshots=args.keep_snapshots)
     try:
         out = train(job, args.run_dir, args.backend, args.gpu)
     except (TrainingError, ValueError) as exc:

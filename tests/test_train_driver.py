@@ -132,3 +132,28 @@ def test_relocate_points_default_paths_at_the_dataset_split_and_subset() -> None
                      "root": "/d/ucf/frames", "batch_size": 16}
     test = relocate({"list": "data/ucf101/lists/rgb_val_split1.txt"}, job, is_test=True)
     assert test == {"list": "/d/ucf/lists/rgb_val_split2.txt"}
+
+
+@pytest.mark.parametrize("backend", ["pycaffe", "tool"])
+def test_only_the_newest_snapshots_are_kept(tmp_path: Path, backend: str) -> None:
+    from co2fi_tools.train import train
+
+    job = _job(tmp_path, max_iter=30, keep_snapshots=2)
+    job.snapshot = 5
+    final = train(job, tmp_path / "run", backend=backend)
+    left = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert left == ["tiny_iter_25.caffemodel", "tiny_iter_25.solverstate",
+                    "tiny_iter_30.caffemodel", "tiny_iter_30.solverstate"]
+    assert final.exists()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "tiny_iter_5.solverstate" in log  # it was written, then pruned while training ran
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["keep_snapshots"] == 2
+
+
+def test_keep_snapshots_below_one_is_refused(tmp_path: Path) -> None:
+    from co2fi_tools.train import main
+
+    rc = main(["--train-net", "n", "--solver", "s", "--run-dir", str(tmp_path / "r"),
+               "--keep-snapshots", "0"])
+    assert rc == 1 and not (tmp_path / "r").exists()
