@@ -4,6 +4,11 @@ seed, batch_index), so prefetch workers can make batches in any order and any nu
 
 Train order: the videos are shuffled once an epoch (seeded by (seed, epoch)) and taken in turn;
 test order: the list order, wrapping around.
+
+Data-parallel training (one solver process per GPU, co2fi_tools.multigpu): ``rank`` r of
+``world`` N takes the samples r, r + N, r + 2N, ... of that shared order, so the ranks see
+disjoint videos within an epoch (as a DistributedSampler), and draws its crops from a generator
+seeded by (seed, batch, rank). With world 1 nothing changes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,21 @@ CHANNELS = {"rgb": 3, "flow": 2 * paper.FLOW_STACK}
 LIST_COUNTS = ("own", "rgb")
 #: param_str keys on the files and lists of other tools (docs/DATA.md).
 SOURCE_KEYS = set(rawframes.LAYOUT_KEYS) | {"list_format", "list_counts"}
+#: param_str keys of data-parallel training (set by the layer from Caffe's solver rank).
+RANK_KEYS = {"rank", "world"}
+
+
+def rank_options(params: Mapping[str, Any]) -> dict[str, int]:
+    rank, world = int(params.get("rank", 0)), int(params.get("world", 1))
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"rank must be in 0..world-1 and world >= 1, got rank {rank}, "
+                         f"world {world}")
+    return {"rank": rank, "world": world}
+
+
+def _batch_rng(seed: int, batch_index: int, rank: int, world: int) -> np.random.Generator:
+    key = [seed, batch_index] if world == 1 else [seed, batch_index, rank, world]
+    return np.random.default_rng(key)
 
 
 def source_options(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,14 +100,16 @@ class ClipBatches:
     """Single-frame RGB or FLOW_STACK-field flow samples (Table 1 nets, the grouper)."""
 
     KEYS = {"list", "root", "modality", "batch_size", "input_size", "phase", "seed",
-            "test_segments", "more_fix_crop", "flip", "workers", "prefetch"} | SOURCE_KEYS
+            "test_segments", "more_fix_crop", "flip", "workers", "prefetch"} | SOURCE_KEYS \
+        | RANK_KEYS
 
     def __init__(self, list_path: str, root: str = "", modality: str = "rgb",
                  batch_size: int = paper.BATCH_SIZE, input_size: int = paper.INPUT_SIZE,
                  phase: str = TRAIN, seed: int = 0, test_segments: int = 1,
                  more_fix_crop: bool = True, flip: bool = True,
                  layout: rawframes.FrameLayout = rawframes.DEFAULT_LAYOUT,
-                 list_format: str = "auto", list_counts: str = "own"):
+                 list_format: str = "auto", list_counts: str = "own", rank: int = 0,
+                 world: int = 1):
         if modality not in CHANNELS:
             raise ValueError(f"modality must be 'rgb' or 'flow', got {modality!r}")
         self.layout = layout
@@ -100,6 +122,7 @@ class ClipBatches:
         self.more_fix_crop, self.flip = more_fix_crop, flip
         self.length = 1 if modality == "rgb" else paper.FLOW_STACK
         self.order = _EpochOrder(len(self.records), seed)
+        self.rank, self.world = rank, world
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], caffe_phase: int | None = None
@@ -112,7 +135,7 @@ class ClipBatches:
                    int(params.get("input_size", paper.INPUT_SIZE)), _phase(params, caffe_phase),
                    int(params.get("seed", 0)), int(params.get("test_segments", 1)),
                    bool(params.get("more_fix_crop", True)), bool(params.get("flip", True)),
-                   **source_options(params))
+                   **source_options(params), **rank_options(params))
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         side = self.input_size
@@ -127,7 +150,7 @@ class ClipBatches:
     def _sample(self, k: int, rng: np.random.Generator) -> tuple[frames.VideoRecord, int,
                                                                   augment.CropChoice]:
         if self.phase == TRAIN:
-            record = self.records[self.order.video(k)]
+            record = self.records[self.order.video(k * self.world + self.rank)]
             start = sampling.random_start(rng, record.num_frames, self.length)
             return record, start, augment.random_crop(rng, self.more_fix_crop, self.flip)
         video, segment = divmod(k % (len(self.records) * self.test_segments), self.test_segments)
@@ -136,7 +159,7 @@ class ClipBatches:
         return record, int(start), augment.TEST_CROP
 
     def fill(self, batch_index: int, outputs: Mapping[str, np.ndarray]) -> None:
-        rng = np.random.default_rng([self.seed, batch_index])
+        rng = _batch_rng(self.seed, batch_index, self.rank, self.world)
         for j in range(self.batch_size):
             record, start, crop = self._sample(batch_index * self.batch_size + j, rng)
             if self.modality == "rgb":
@@ -159,7 +182,7 @@ class PeriodBatches:
 
     KEYS = {"rgb_list", "flow_list", "root", "batch_size", "input_size", "delta", "rgb_steps",
             "flow_steps", "phase", "seed", "test_periods", "more_fix_crop", "flip", "workers",
-            "prefetch"} | SOURCE_KEYS
+            "prefetch"} | SOURCE_KEYS | RANK_KEYS
 
     def __init__(self, rgb_list: str | None, flow_list: str | None, root: str = "",
                  batch_size: int = paper.BATCH_SIZE, input_size: int = paper.INPUT_SIZE,
@@ -168,7 +191,8 @@ class PeriodBatches:
                  seed: int = 0, test_periods: int = paper.TEST_PERIODS,
                  more_fix_crop: bool = True, flip: bool = True,
                  layout: rawframes.FrameLayout = rawframes.DEFAULT_LAYOUT,
-                 list_format: str = "auto", list_counts: str = "own"):
+                 list_format: str = "auto", list_counts: str = "own", rank: int = 0,
+                 world: int = 1):
         self.rgb_steps, self.flow_steps = tuple(rgb_steps), tuple(flow_steps)
         if not self.rgb_steps and not self.flow_steps:
             raise ValueError("PeriodDataLayer needs rgb_steps or flow_steps")
@@ -182,6 +206,7 @@ class PeriodBatches:
         self.input_size, self.delta, self.phase, self.seed = input_size, delta, phase, seed
         self.test_periods, self.more_fix_crop, self.flip = test_periods, more_fix_crop, flip
         self.order = _EpochOrder(len(self.videos), seed)
+        self.rank, self.world = rank, world
 
     @staticmethod
     def _join(rgb_list: str | None, flow_list: str | None, root: str, list_format: str = "auto",
@@ -227,7 +252,7 @@ class PeriodBatches:
                    _phase(params, caffe_phase), int(params.get("seed", 0)),
                    int(params.get("test_periods", paper.TEST_PERIODS)),
                    bool(params.get("more_fix_crop", True)), bool(params.get("flip", True)),
-                   **source_options(params))
+                   **source_options(params), **rank_options(params))
 
     def top_names(self) -> list[str]:
         return ([f"rgb_t{t}" for t in self.rgb_steps] + [f"flow_t{t}" for t in self.flow_steps]
@@ -253,14 +278,15 @@ class PeriodBatches:
                                        self.flow_len, num_flow)
 
     def fill(self, batch_index: int, outputs: Mapping[str, np.ndarray]) -> None:
-        rng = np.random.default_rng([self.seed, batch_index])
+        rng = _batch_rng(self.seed, batch_index, self.rank, self.world)
         if self.phase == TEST:
             video = batch_index % len(self.videos)
             plans = [(video, points, augment.TEST_CROP) for points in self.time_points(video)]
         else:
             plans = []
             for j in range(self.batch_size):
-                video = self.order.video(batch_index * self.batch_size + j)
+                video = self.order.video((batch_index * self.batch_size + j) * self.world
+                                         + self.rank)
                 _, num_rgb, num_flow, *_ = self.videos[video]
                 points = sampling.random_period(rng, num_rgb, self.steps, self.delta,
                                                 self.flow_len, num_flow)

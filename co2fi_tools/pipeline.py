@@ -47,6 +47,9 @@ class Experiment:
     class_names: list[str] = field(default_factory=list)
     #: Snapshots kept per training run (the newest; final.caffemodel besides).
     keep_snapshots: int = 3
+    #: Data-parallel training on these GPUs (co2fi_tools.multigpu); () = the single ``gpu``.
+    gpus: tuple[int, ...] = ()
+    batch_per_gpu: int | None = None
 
     @property
     def nets(self) -> Path:
@@ -102,6 +105,8 @@ def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
             seed=exp.seed,
             init=init,
             keep_snapshots=exp.keep_snapshots,
+            gpus=tuple(exp.gpus),
+            batch_per_gpu=exp.batch_per_gpu,
             meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,
                   "split": exp.split},
         )
@@ -299,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
                     choices=list(METHODS))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--gpu", type=int, default=0, help="GPU id; -1 for the CPU")
+    ap.add_argument("--gpus", help="train data-parallel on these GPUs, e.g. 0,1 (pycaffe NCCL; "
+                                   "evaluation uses the first)")
+    ap.add_argument("--batch-per-gpu", type=int,
+                    help="each GPU's batch; iter_size keeps the paper's batch of 16")
     ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
     ap.add_argument("--vgg16", help="ImageNet VGG_ILSVRC_16_layers.caffemodel")
     ap.add_argument("--cnn-m-2048", help="ImageNet VGG_CNN_M_2048.caffemodel")
@@ -318,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         if num_classes is None:
             raise ValueError("--num-classes is needed for this dataset")
         class_names = dataset_class_names(args.dataset, args.splits, args.split, num_classes)
+        gpus = ()
+        if args.gpus:
+            from co2fi_tools.multigpu import parse_gpus
+
+            gpus = parse_gpus(args.gpus)
+            args.gpu = gpus[0]
         layout = layout_params(args) if (args.rawframes or args.lists) else None
         root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
                                args.videos, args.rawframes, args.flow, args.workers,
@@ -329,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                          out=args.out, split=args.split, preset=args.preset,
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
                          seed=args.seed, max_iter=args.max_iter, imagenet=imagenet,
-                         class_names=class_names, keep_snapshots=args.keep_snapshots)
+                         class_names=class_names, keep_snapshots=args.keep_snapshots,
+                         gpus=gpus, batch_per_gpu=args.batch_per_gpu)
         summary = run_experiment(exp)
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"run_experiment: error: {exc}", file=sys.stderr)

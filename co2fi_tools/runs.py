@@ -6,6 +6,7 @@
     <run>/init.caffemodel      initial weights after net surgery (when any)
     <run>/train.log            Caffe's glog output (appended across resumes)
     <run>/snapshots/           <name>_iter_<n>.caffemodel / .solverstate (the newest K kept)
+    <run>/tensorboard/         TensorBoard event files, live (pycaffe backend)
     <run>/final.caffemodel     the trained weights, written last: the run is complete
 """
 
@@ -64,6 +65,7 @@ class Run:
     log = property(lambda self: self.path / "train.log")
     snapshots = property(lambda self: self.path / "snapshots")
     final_weights = property(lambda self: self.path / "final.caffemodel")
+    tensorboard = property(lambda self: self.path / "tensorboard")
 
     @property
     def snapshot_prefix(self) -> Path:

@@ -59,6 +59,10 @@ class TrainJob:
     meta: dict = field(default_factory=dict)  # variant, preset, dataset, ... (recorded)
     #: Snapshots kept on disk (the newest K; older ones are deleted as new ones are written).
     keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
+    #: Data-parallel GPUs (pycaffe + NCCL, co2fi_tools.multigpu); () = the single --gpu.
+    gpus: tuple[int, ...] = ()
+    #: Each GPU's batch; iter_size makes up the net's batch (None: the batch split over gpus).
+    batch_per_gpu: int | None = None
 
 
 def _caffe_pb2():
@@ -185,6 +189,43 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
     atomic_write_text(out, text_format.MessageToString(net))
 
 
+def apply_batch_plan(job: TrainJob, run: Run):
+    """Multi-GPU / small-card settings: each TRAIN data layer's batch becomes the plan's
+    per-GPU batch and the solver's iter_size makes up the net's batch (co2fi_tools.multigpu).
+    None when the job asks for neither."""
+    from co2fi_tools.multigpu import plan_batches
+
+    if not job.gpus and job.batch_per_gpu is None:
+        return None
+    caffe_pb2 = _caffe_pb2()
+    net = read_prototxt(run.train_net, caffe_pb2.NetParameter())
+    solver = read_prototxt(run.solver, caffe_pb2.SolverParameter())
+    train_layers = [layer for layer in net.layer
+                    if layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
+                    and not any(r.phase == caffe_pb2.TEST for r in layer.include)]
+    if not train_layers:
+        raise TrainingError(f"{job.train_net}: no training data layer to split the batch of")
+    params = [json.loads(layer.python_param.param_str or "{}") for layer in train_layers]
+    from netgen import paper
+
+    batches = {int(p.get("batch_size", paper.BATCH_SIZE)) for p in params}
+    if len(batches) != 1:
+        raise TrainingError(f"{job.train_net}: training data layers differ in batch_size "
+                            f"{sorted(batches)}")
+    effective = batches.pop() * max(1, solver.iter_size)
+    try:
+        plan = plan_batches(effective, tuple(job.gpus) or (0,), job.batch_per_gpu)
+    except ValueError as exc:
+        raise TrainingError(f"{job.name}: {exc}") from None
+    for layer, p in zip(train_layers, params, strict=True):
+        p["batch_size"] = plan.batch_per_gpu
+        layer.python_param.param_str = json.dumps(p, sort_keys=True)
+    solver.iter_size = plan.iter_size
+    atomic_write_text(run.train_net, text_format.MessageToString(net))
+    atomic_write_text(run.solver, text_format.MessageToString(solver))
+    return plan
+
+
 def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     caffe_pb2 = _caffe_pb2()
     solver = read_prototxt(job.solver, caffe_pb2.SolverParameter())
@@ -256,6 +297,11 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
         raise ValueError(f"unknown backend {backend!r}; known: {BACKENDS}")
     if job.keep_snapshots < 1:
         raise ValueError(f"--keep-snapshots must be at least 1, got {job.keep_snapshots}")
+    if len(job.gpus) > 1 and backend != "pycaffe":
+        raise ValueError("--gpus with several GPUs needs --backend pycaffe (caffe train refuses "
+                         "multi-GPU training of nets with Python layers)")
+    if job.gpus:
+        gpu = job.gpus[0]
     run = Run(run_dir, job.name)
     if run.is_complete():
         return run.final_weights
@@ -263,6 +309,7 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
     run.write_config(dict(asdict(job), backend=backend, gpu=gpu, **job.meta))
     rewrite_train_net(job, run.train_net)
     max_iter = write_solver(job, run, gpu)
+    plan = apply_batch_plan(job, run)
 
     state = run.latest_solverstate()
     start = state[0] if state else 0
@@ -278,7 +325,9 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
         if backend == "pycaffe":
             cmd = [sys.executable, "-m", "co2fi_tools.solver_worker",
                 f"--solver={run.solver}", f"--max-iter={max_iter}", f"--gpu={gpu}",
-                f"--explode-factor={explode_factor}"]
+                f"--explode-factor={explode_factor}", f"--tensorboard={run.tensorboard}"]
+            if plan is not None and len(plan.gpus) > 1:
+                cmd.append(f"--gpus={','.join(map(str, plan.gpus))}")
             if state:
                 cmd.append(f"--restore={state[1]}")
             elif weights:
@@ -330,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="initial weights (see co2fi_tools.stage_weights for the keys)")
     ap.add_argument("--backend", choices=BACKENDS, default="pycaffe")
     ap.add_argument("--gpu", type=int, default=-1)
+    ap.add_argument("--gpus", help="data-parallel training on these GPUs, e.g. 0,1 (pycaffe "
+                                   "NCCL, one solver process a GPU)")
+    ap.add_argument("--batch-per-gpu", type=int,
+                    help="each GPU's batch; iter_size keeps the net's batch (paper: 16)")
     args = ap.parse_args(argv)
     init = dict(kv.split("=", 1) for kv in args.init)
     job = TrainJob(name=args.name or Path(args.run_dir).name, train_net=args.train_net,
@@ -337,8 +390,12 @@ def main(argv: list[str] | None = None) -> int:
                    split=args.split, train_list_tag=args.train_list_tag,
                    num_classes=args.num_classes,
                    max_iter=args.max_iter, snapshot=args.snapshot, seed=args.seed, init=init,
-                   keep_snapshots=args.keep_snapshots)
+                   keep_snapshots=args.keep_snapshots, batch_per_gpu=args.batch_per_gpu)
     try:
+        if args.gpus:
+            from co2fi_tools.multigpu import parse_gpus
+
+            job.gpus = parse_gpus(args.gpus)
         out = train(job, args.run_dir, args.backend, args.gpu)
     except (TrainingError, ValueError) as exc:
         print(f"co2fi-train: error: {exc}", file=sys.stderr)
