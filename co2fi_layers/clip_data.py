@@ -2,7 +2,8 @@
 
 ``param_str`` (JSON): list, root, modality ("rgb"|"flow"), batch_size, input_size,
 phase ("train"|"test"; default from the net's phase), seed, and optionally test_segments
-(default 1), more_fix_crop, flip, workers (prefetch processes), prefetch (batches in flight).
+(default 1), more_fix_crop, flip, workers (prefetch processes), prefetch (batches in flight),
+rank and world (data-parallel training; default: Caffe's solver rank and count).
 Tops: ``data`` (B x 3 x S x S or B x 2*FLOW_STACK x S x S), ``label`` (B).
 The sampling and augmentation live in co2fi_layers.batches; this file is only the Caffe glue.
 """
@@ -25,6 +26,9 @@ class _PrefetchingDataLayer(caffe.Layer):
         if len(bottom):
             raise ValueError(f"{type(self).__name__} takes no bottoms")
         params = json.loads(self.param_str or "{}")
+        if caffe.solver_count() > 1 and "world" not in params:
+            # one solver process per GPU (co2fi_tools.multigpu): this process's share of the data
+            params.update(rank=caffe.solver_rank(), world=caffe.solver_count())
         self.maker = self.maker_class.from_params(params, getattr(self, "phase", None))
         self.shapes = self.maker.shapes()
         if len(top) != len(self.shapes):

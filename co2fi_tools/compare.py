@@ -7,9 +7,10 @@ Results file (schema ``co2fi-results/1``), JSON::
                   "stream": "appearance", "accuracy": 0.815, "mean_class_accuracy": 0.812,
                   "source": "runs/x/scores.h5", "table": 1}]}
 
-or CSV with the same columns. ``accuracy`` (top-1) and ``mean_class_accuracy`` are fractions in
-[0, 1]; ``table`` is optional (default: every table that lists the method); ``stream`` is
-``appearance``, ``motion`` or ``two-stream``.
+or CSV with the same columns. ``accuracy`` (top-1), ``mean_class_accuracy`` and ``top5``
+(optional; written since top-5 is reported) are fractions in [0, 1]; ``table`` is optional
+(default: every table that lists the method); ``stream`` is ``appearance``, ``motion`` or
+``two-stream``.
 
 Rules: a row maps to paper rows by method name (spelling-tolerant, ``paper_tables.method_key``)
 and stream. A difference to the paper is shown only when dataset and split are the paper's; for
@@ -48,6 +49,7 @@ class ResultRow:
     mean_class_accuracy: float
     source: str = ""
     table: int | None = None
+    top5: float | None = None  # added after schema co2fi-results/1 was fixed: optional
 
 
 def _row_from_record(record: dict, where: str) -> ResultRow:
@@ -63,7 +65,8 @@ def _row_from_record(record: dict, where: str) -> ResultRow:
             accuracy=float(record["accuracy"]),
             mean_class_accuracy=float(record["mean_class_accuracy"]),
             source=str(record.get("source") or ""),
-            table=int(table) if table not in (None, "") else None)
+            table=int(table) if table not in (None, "") else None,
+            top5=float(record["top5"]) if record.get("top5") not in (None, "") else None)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from err
     if row.stream not in RESULT_STREAMS:

@@ -99,13 +99,15 @@ def period_source(exp, delta: int, input_size: int):
 
     Frames and flow stacks are sampled together for every net, so that the appearance and
     motion nets of a method see the same time points."""
-    from co2fi_layers.batches import PeriodBatches
+    from co2fi_layers.batches import PeriodBatches, source_options
+    from data_prep.rawframes import read_source_params
 
     lists = exp.data_root / "lists"
     return PeriodBatches(str(lists / f"rgb_val_split{exp.split}.txt"),
                          str(lists / f"flow_val_split{exp.split}.txt"),
                          str(exp.data_root / "frames"), input_size=input_size, delta=delta,
-                         phase="test", test_periods=paper.TEST_PERIODS)
+                         phase="test", test_periods=paper.TEST_PERIODS,
+                         **source_options(read_source_params(exp.data_root)))
 
 
 def net_inputs(variant: str, periods: dict[str, np.ndarray], names: list[str]
@@ -194,9 +196,18 @@ def evaluate_methods(exp, finals: dict[str, Path], results_path: Path) -> list[d
 
 
 def _class_names(exp) -> list[str]:
-    if exp.class_names:
-        return list(exp.class_names)
-    return [f"class_{i}" for i in range(exp.num_classes)]
+    """The experiment's class names, else the dataset's lists/classes.txt (written by
+    data_prep.lists from classInd.txt or HMDB51's split files), else class_<i>."""
+    from data_prep.lists import read_class_names
+
+    names = list(exp.class_names) or read_class_names(exp.data_root / "lists")
+    if not names:
+        return [f"class_{i}" for i in range(exp.num_classes)]
+    if len(names) != exp.num_classes:
+        raise ValueError(f"{len(names)} class names (from the split files / "
+                         f"{exp.data_root / 'lists' / 'classes.txt'}) for {exp.num_classes} "
+                         "classes")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:

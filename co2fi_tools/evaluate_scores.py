@@ -1,7 +1,7 @@
 """From score files to accuracies, a results row, a confusion matrix and per-class tables.
 
 A selection ``path[:stream[,stream...]]`` names streams of one score file (all of them when no
-stream is given). Every selected stream is one model in the fusion (metrics.fuse): its scores are
+stream is given). Every selected stream is one model in the fusion (fusion.fuse): its scores are
 summed over the periods, then the models are summed (optionally weighted).
 """
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from co2fi_tools import metrics
+from co2fi_tools import classification, fusion
 from co2fi_tools.compare import RESULT_STREAMS, ResultRow, build_comparison, upsert_result
-from co2fi_tools.metrics import FUSION_MODES
+from co2fi_tools.fusion import FUSION_MODES
 from co2fi_tools.plots import plot_confusion_matrix
 from co2fi_tools.scores import (
     ScoreFile,
@@ -42,7 +42,7 @@ def parse_selection(text: str) -> Selection:
 
 @dataclass
 class Evaluation:
-    accuracy: metrics.Accuracy
+    accuracy: classification.Accuracy
     video_scores: np.ndarray
     labels: np.ndarray
     class_names: list[str]
@@ -75,9 +75,9 @@ def evaluate(selections: Sequence[Selection], weights: Sequence[float] | None = 
     if weights is not None and len(weights) != len(models):
         raise ValueError(f"{len(weights)} weights for {len(models)} models: {list(models)}")
     weight_of = dict(zip(models, weights, strict=False)) if weights is not None else None
-    fused = metrics.fuse(models, weight_of, mode)
+    fused = fusion.fuse(models, weight_of, mode)
     reference = files[0]
-    return Evaluation(metrics.evaluate(fused, reference.labels), fused, reference.labels,
+    return Evaluation(classification.evaluate(fused, reference.labels), fused, reference.labels,
                       reference.class_names, reference.dataset, reference.split, list(models))
 
 
@@ -85,8 +85,8 @@ def write_artifacts(evaluation: Evaluation, out_dir: str | os.PathLike, title: s
     """confusion.png, per_class.md and per_class.csv in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    confusion = metrics.confusion_matrix(evaluation.video_scores, evaluation.labels)
-    rows = metrics.per_class_table(evaluation.video_scores, evaluation.labels,
+    confusion = classification.confusion_matrix(evaluation.video_scores, evaluation.labels)
+    rows = classification.per_class_table(evaluation.video_scores, evaluation.labels,
                                    evaluation.class_names)
     png = plot_confusion_matrix(confusion, out / "confusion.png", evaluation.class_names, title)
     write_text_atomic(out / "per_class.md", per_class_markdown(rows, title))
@@ -99,6 +99,7 @@ def record_result(evaluation: Evaluation, results_path: str | os.PathLike, metho
     row = ResultRow(method=method, dataset=evaluation.dataset, split=evaluation.split,
                     stream=stream, accuracy=evaluation.accuracy.top1,
                     mean_class_accuracy=evaluation.accuracy.mean_class,
+                    top5=evaluation.accuracy.top5,
                     source=" + ".join(evaluation.models), table=table)
     build_comparison([row], source=os.fspath(results_path))  # unknown method: error, no write
     upsert_result(results_path, row)
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     acc = evaluation.accuracy
     print(f"{evaluation.dataset} split {evaluation.split}, {acc.videos} videos, "
           f"{len(evaluation.models)} model(s), fusion {args.fusion}: "
-          f"top-1 {100 * acc.top1:.2f}%, mean class accuracy {100 * acc.mean_class:.2f}%")
+          f"top-1 {100 * acc.top1:.2f}%, mean class accuracy {100 * acc.mean_class:.2f}%, "
+          f"top-5 {100 * acc.top5:.2f}%")
     return 0
 

@@ -45,6 +45,11 @@ class Experiment:
     #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
     imagenet: dict[str, str] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
+    #: Snapshots kept per training run (the newest; final.caffemodel besides).
+    keep_snapshots: int = 3
+    #: Data-parallel training on these GPUs (co2fi_tools.multigpu); () = the single ``gpu``.
+    gpus: tuple[int, ...] = ()
+    batch_per_gpu: int | None = None
 
     @property
     def nets(self) -> Path:
@@ -99,6 +104,9 @@ def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
                       and exp.fusion_max_iter is not None else exp.max_iter),
             seed=exp.seed,
             init=init,
+            keep_snapshots=exp.keep_snapshots,
+            gpus=tuple(exp.gpus),
+            batch_per_gpu=exp.batch_per_gpu,
             meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,
                   "split": exp.split},
         )
@@ -161,9 +169,13 @@ def run_experiment(exp: Experiment) -> dict:
 
 def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | None,
                     videos: Path | None, rawframes: Path | None, flow: str,
-                    workers: int) -> Path:
-    """A dataset folder with frames/ and lists/: from videos (extracted), TSN rawframes
-    (linked), or as it is. Errors name the folder and what is missing."""
+                    workers: int, list_dir: Path | None = None,
+                    layout: dict | None = None, level: str = "auto",
+                    num_classes: int | None = None) -> Path:
+    """A dataset folder with frames/ and lists/: from videos (extracted), rawframes of TSN's
+    or mmaction2's tools (linked, read with ``layout``), or as it is; lists from the official
+    splits or, with ``list_dir``, TSN's / mmaction2's own lists (linked). Errors name the
+    folder and what is missing."""
     from data_prep import extract, lists
 
     root.mkdir(parents=True, exist_ok=True)
@@ -184,6 +196,9 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
             f"{root}: expected {frames} (one folder of img_/flow_x_/flow_y_ JPEGs per video); "
             "give --videos or --rawframes")
     lists_dir = root / "lists"
+    if rawframes is not None or list_dir is not None or layout:
+        return _prepare_foreign(dataset, root, split, splits_dir, rawframes is not None,
+                                list_dir, dict(layout or {}), level, num_classes)
     wanted = [lists_dir / f"{m}_{p}_split{split}.txt" for m in ("rgb", "flow")
               for p in ("train", "val")]
     if not all(p.exists() for p in wanted):
@@ -197,6 +212,64 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
         if lists.main(args):
             raise RuntimeError(f"building the lists of {dataset} split {split} failed (above)")
     return root
+
+
+def _prepare_foreign(dataset: str, root: Path, split: int, splits_dir: Path | None,
+                     no_done: bool, list_dir: Path | None, layout: dict, level: str,
+                     num_classes: int | None) -> Path:
+    """Lists of rawframes made by other tools: theirs (adopted) or built from the splits with
+    their file names; records how to read them in <root>/source.json."""
+    from data_prep import foreign_lists, lists, rawframes
+    from data_prep.errors import DataError
+    from netgen import paper
+
+    rawframes.layout_from_params(layout)  # ValueError on a bad template, before any work
+    frames, lists_dir = root / "frames", root / "lists"
+    source = dict(layout)
+    if list_dir is not None:
+        try:
+            adopted = foreign_lists.adopt_lists(list_dir, dataset, split, lists_dir, frames,
+                                                num_classes, paper.GROUPER_DATA_FRACTION)
+        except DataError as exc:
+            raise ValueError(f"--lists: {exc}") from None
+        log(f"using {adopted.found.style} lists of {list_dir} as they are")
+        source.update(adopted.found.data_params)
+    elif splits_dir is None and all((lists_dir / f"{m}_{p}_split{split}.txt").exists()
+                                    for m in ("rgb", "flow") for p in ("train", "val")):
+        log(f"using the lists already in {lists_dir}")
+    else:
+        if splits_dir is None or not splits_dir.is_dir():
+            raise FileNotFoundError(f"{lists_dir}: no lists; give --splits with the dataset's "
+                                    "official split files or --lists with TSN's/mmaction2's")
+        args = [dataset, str(splits_dir), str(frames), str(lists_dir), "--split", str(split),
+                "--fraction", "--level", level]
+        if no_done:
+            args.append("--no-require-done")
+        for key, value in layout.items():
+            args += [f"--{key.replace('_', '-')}", str(value)]
+        if lists.main(args):
+            raise RuntimeError(f"building the lists of {dataset} split {split} failed (above)")
+    rawframes.write_source_params(root, source)
+    return root
+
+
+def dataset_class_names(dataset: str, splits_dir: Path | None, split: int,
+                        num_classes: int) -> list[str]:
+    """Class names from the official split files (classInd.txt; HMDB51's per-class files);
+    [] without them (evaluation then takes the dataset's lists/classes.txt)."""
+    from data_prep.errors import DataError
+    from data_prep.splits import class_names
+
+    if splits_dir is None:
+        return []
+    try:
+        names = list(class_names(dataset, splits_dir, split))
+    except DataError as exc:
+        raise ValueError(f"--splits: {exc}") from None
+    if len(names) != num_classes:
+        raise ValueError(f"--splits {splits_dir}: {len(names)} classes, the experiment has "
+                         f"{num_classes} (--num-classes)")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-root", required=True, type=Path,
                     help="dataset folder: frames/ and lists/ are kept (or made) here")
     ap.add_argument("--videos", type=Path, help="the dataset's videos (extracted first)")
-    ap.add_argument("--rawframes", type=Path, help="TSN rawframes folder (used as it is)")
+    ap.add_argument("--rawframes", type=Path,
+                    help="rawframes of TSN's or mmaction2's tools (used as they are; see "
+                         "--layout, --level)")
+    ap.add_argument("--lists", type=Path,
+                    help="folder of TSN's or mmaction2's list files for the split (used as they "
+                         "are, instead of building lists from --splits)")
+    ap.add_argument("--level", choices=["auto", "1", "2"], default="auto",
+                    help="rawframes tree: <video>/ (1), <class>/<video>/ (2), or either")
     ap.add_argument("--splits", type=Path, help="official split files folder")
     ap.add_argument("--split", type=int, default=1, choices=[1, 2, 3])
     ap.add_argument("--num-classes", type=int, help="default: the dataset's (101, 51)")
@@ -224,30 +304,53 @@ def main(argv: list[str] | None = None) -> int:
                     choices=list(METHODS))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--gpu", type=int, default=0, help="GPU id; -1 for the CPU")
+    ap.add_argument("--gpus", help="train data-parallel on these GPUs, e.g. 0,1 (pycaffe NCCL; "
+                                   "evaluation uses the first)")
+    ap.add_argument("--batch-per-gpu", type=int,
+                    help="each GPU's batch; iter_size keeps the paper's batch of 16")
     ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
     ap.add_argument("--vgg16", help="ImageNet VGG_ILSVRC_16_layers.caffemodel")
     ap.add_argument("--cnn-m-2048", help="ImageNet VGG_CNN_M_2048.caffemodel")
     ap.add_argument("--flow", default="tvl1", choices=["tvl1", "tvl1-fast", "farneback"])
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--max-iter", type=int)
+    ap.add_argument("--keep-snapshots", type=int, default=3,
+                    help="snapshots kept per training run, newest first (default %(default)s; "
+                         "100K iterations x 22 stages would otherwise fill hundreds of GB)")
     ap.add_argument("--seed", type=int, default=0)
+    from data_prep.lists import add_layout_arguments, layout_params
+
+    add_layout_arguments(ap)
     args = ap.parse_args(argv)
     # Every path the user typed, resolved once against the working directory.
-    for key in ("data_root", "videos", "rawframes", "splits", "out", "vgg16", "cnn_m_2048"):
+    for key in ("data_root", "videos", "rawframes", "splits", "lists", "out", "vgg16",
+                "cnn_m_2048"):
         if getattr(args, key) is not None:
             setattr(args, key, Path(getattr(args, key)).expanduser().absolute())
     try:
         num_classes = args.num_classes or paper.NUM_CLASSES.get(args.dataset)
         if num_classes is None:
             raise ValueError("--num-classes is needed for this dataset")
+        class_names = dataset_class_names(args.dataset, args.splits, args.split, num_classes)
+        gpus = ()
+        if args.gpus:
+            from co2fi_tools.multigpu import parse_gpus
+
+            gpus = parse_gpus(args.gpus)
+            args.gpu = gpus[0]
+        layout = layout_params(args) if (args.rawframes or args.lists) else None
         root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
-                               args.videos, args.rawframes, args.flow, args.workers)
+                               args.videos, args.rawframes, args.flow, args.workers,
+                               list_dir=args.lists, layout=layout, level=args.level,
+                               num_classes=num_classes)
         imagenet = {k: str(v) for k, v in (("vgg16", args.vgg16),
                                            ("cnn_m_2048", args.cnn_m_2048)) if v}
         exp = Experiment(dataset=args.dataset, data_root=root, num_classes=num_classes,
                          out=args.out, split=args.split, preset=args.preset,
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
-                         seed=args.seed, max_iter=args.max_iter, imagenet=imagenet)
+                         seed=args.seed, max_iter=args.max_iter, imagenet=imagenet,
+                         class_names=class_names, keep_snapshots=args.keep_snapshots,
+                         gpus=gpus, batch_per_gpu=args.batch_per_gpu)
         summary = run_experiment(exp)
     except TrainingInterrupted as exc:
         print(f"run_experiment: {exc}", file=sys.stderr)

@@ -113,29 +113,48 @@ def plot_training_curves(log: TrainingLog, out_dir: str | os.PathLike,
     return [p for p in written if p is not None]
 
 
-def plot_confusion_matrix(confusion: np.ndarray, path: str | os.PathLike,
-                          class_names: Sequence[str] | None = None, title: str = "",
-                          normalise: bool = True) -> Path:
-    """Rows: true class, columns: predicted; rows normalised to recall when ``normalise``."""
+#: Confusion matrix PNG: inches a class (so that 101 UCF101 names stay readable), the tick
+#: label font size (points) and the class count up to which cell values are printed.
+CM_INCH_PER_CLASS = 0.22
+CM_FONT_PT = 7
+CM_VALUES_UP_TO = 20
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str] | None = None,
+                     title: str = "", normalise: bool = True):
+    """sklearn's ConfusionMatrixDisplay, rows true class, columns predicted (rows normalised
+    to recall when ``normalise``), sized so that every class name is a readable tick label."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     confusion = np.asarray(confusion, dtype=np.float64)
+    n = confusion.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} class names for a {n}-class confusion matrix")
     shown = confusion
     if normalise:
         support = confusion.sum(axis=1, keepdims=True)
         shown = np.divide(confusion, support, out=np.zeros_like(confusion), where=support > 0)
-    n = confusion.shape[0]
-    side = min(24.0, max(4.0, 0.18 * n + 2))
+    label_room = 0.09 * max(len(name) for name in names) + 1.5  # inches for the names
+    side = max(5.0, CM_INCH_PER_CLASS * n) + label_room
     fig, ax = plt.subplots(figsize=(side, side))
-    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalise else None,
-                      interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    if class_names is not None and n <= 120:
-        fontsize = 8 if n <= 30 else 4
-        ax.set_xticks(range(n), class_names, rotation=90, fontsize=fontsize)
-        ax.set_yticks(range(n), class_names, fontsize=fontsize)
+    display = ConfusionMatrixDisplay(shown, display_labels=names)
+    display.plot(ax=ax, cmap="Blues", colorbar=True, include_values=n <= CM_VALUES_UP_TO,
+                 values_format=".2f" if normalise else "d", xticks_rotation="vertical",
+                 im_kw={"vmin": 0, "vmax": 1} if normalise else None)
+    ax.tick_params(labelsize=CM_FONT_PT if n > CM_VALUES_UP_TO else 9)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title or "confusion matrix")
-    return _save(fig, Path(path))
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(confusion: np.ndarray, path: str | os.PathLike,
+                          class_names: Sequence[str] | None = None, title: str = "",
+                          normalise: bool = True) -> Path:
+    """The confusion matrix PNG (:func:`confusion_figure`)."""
+    return _save(confusion_figure(confusion, class_names, title, normalise), Path(path))
 
 
 # --- command line (tools/plot_curves.py) ---

@@ -5,7 +5,8 @@
     <run>/solver.prototxt      the solver, pointing at the two files above
     <run>/init.caffemodel      initial weights after net surgery (when any)
     <run>/train.log            Caffe's glog output (appended across resumes)
-    <run>/snapshots/           <name>_iter_<n>.caffemodel / .solverstate
+    <run>/snapshots/           <name>_iter_<n>.caffemodel / .solverstate (the newest K kept)
+    <run>/tensorboard/         TensorBoard event files, live (pycaffe backend)
     <run>/final.caffemodel     the trained weights, written last: the run is complete
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 from co2fi_layers.caffe_env import REPO_ROOT
 
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.solverstate(\.h5)?$")
+SNAPSHOT_FILE_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)(\.h5)?$")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -111,6 +113,7 @@ class Run:
     snapshots = property(lambda self: self.path / "snapshots")
     final_weights = property(lambda self: self.path / "final.caffemodel")
     discarded = property(lambda self: self.path / "discarded")
+    tensorboard = property(lambda self: self.path / "tensorboard")
 
     @property
     def snapshot_prefix(self) -> Path:
@@ -150,6 +153,35 @@ class Run:
             return []
         return [f"{key}: {_short(old.get(key))} -> {_short(settings.get(key))}"
                 for key in sorted(set(old) | set(settings)) if old.get(key) != settings.get(key)]
+
+    def snapshot_pairs(self) -> list[tuple[int, list[Path]]]:
+        """Every snapshot iteration with its files (.caffemodel, .solverstate[.h5]), oldest
+        first."""
+        by_iter: dict[int, list[Path]] = {}
+        for p in self.snapshots.glob(f"{self.name}_iter_*"):
+            m = SNAPSHOT_FILE_RE.search(p.name)
+            if m:
+                by_iter.setdefault(int(m.group(1)), []).append(p)
+        return sorted(by_iter.items())
+
+    def prune_snapshots(self, keep: int) -> list[Path]:
+        """Delete all but the newest ``keep`` complete snapshots (weights and solver state);
+        an incomplete newer one (being written) is left alone. Returns what was deleted."""
+        if keep < 1:
+            raise ValueError(f"keep_snapshots must be at least 1 (resume needs the newest), "
+                             f"got {keep}")
+        # The newest snapshot resume would take: a truncated or non-finite newer one is neither
+        # counted among the kept nor deleted.
+        latest = self.latest_solverstate(check=True)
+        if latest is None:
+            return []
+        older = [files for it, files in self.snapshot_pairs() if it <= latest[0]]
+        deleted = []
+        for files in older[:-keep]:
+            for path in files:
+                path.unlink(missing_ok=True)
+                deleted.append(path)
+        return deleted
 
     def write_config(self, config: dict) -> None:
         config = dict(config, code_revision=code_revision(), argv=sys.argv, name=self.name)

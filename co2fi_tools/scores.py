@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from co2fi_tools.metrics import ClassRow
+from co2fi_tools.classification import ClassRow
 
 SCHEMA = "co2fi-scores/1"
 SCORE_KINDS: tuple[str, ...] = ("raw", "probability")

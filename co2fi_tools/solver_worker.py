@@ -2,9 +2,12 @@
 
 Runs as `python -m co2fi_tools.solver_worker`, so that Caffe's glog output (stderr) can be
 written to the run's log and parsed by the parent, exactly as for the `caffe train` tool.
-Exit codes: 0 done, 3 diverged (a snapshot was written first), 2 bad arguments, 130 stopped
-by SIGINT or SIGTERM (Ctrl-C, or the driver died: it asks the kernel for SIGINT then) after the
-step in progress, with a snapshot.
+With ``--gpus 0,1,...`` it trains data-parallel as BVLC's python/train.py does: one solver
+process per GPU joined by pycaffe's NCCL (rank 0's weights broadcast, gradients all-reduced),
+rank 0 snapshotting, testing, watching the loss and writing ``--tensorboard`` event files.
+Exit codes: 0 done, 3 diverged (a snapshot was written first), 2 bad arguments or no NCCL,
+130 stopped by SIGINT or SIGTERM (Ctrl-C, or the driver died: it asks the kernel for SIGINT
+then) after the step in progress, with a snapshot.
 """
 
 from __future__ import annotations
@@ -13,9 +16,18 @@ import argparse
 import math
 import signal
 import sys
+import time
 
 EXIT_DIVERGED = 3
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+#: Signals received; the training loop finishes the step in progress, snapshots and exits.
+_stop: list[int] = []
+
+
+def _request_stop(signum, frame) -> None:
+    _stop.append(signum)
 
 
 class DivergenceWatch:
@@ -40,14 +52,113 @@ class DivergenceWatch:
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    stop: list[int] = []
+def _solver(args: argparse.Namespace, gpu: int, rank: int, world: int, uid):
+    import caffe
 
-    def request_stop(signum, frame):  # finish the step, snapshot, exit
-        stop.append(signum)
+    if gpu >= 0:
+        caffe.set_device(gpu)
+        caffe.set_mode_gpu()
+    else:
+        caffe.set_mode_cpu()
+    if world > 1:
+        caffe.set_solver_count(world)
+        caffe.set_solver_rank(rank)
+        caffe.set_multiprocess(True)
+    solver = caffe.get_solver(args.solver)
+    if args.restore:
+        solver.restore(args.restore)
+    elif args.weights:
+        solver.net.copy_from(args.weights)
+    if world > 1:
+        nccl = caffe.NCCL(solver, uid)
+        nccl.bcast()  # every rank starts from rank 0's weights
+        solver.add_callback(nccl)
+        if solver.param.layer_wise_reduce:
+            solver.net.after_backward(nccl)
+    return solver
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+
+def train_rank(args: argparse.Namespace, gpu: int, rank: int = 0, world: int = 1,
+               uid=None) -> int:
+    """Step one solver to --max-iter; rank 0 watches the loss, snapshots, logs the board."""
+    solver = _solver(args, gpu, rank, world, uid)
+    watch = DivergenceWatch(args.explode_factor)
+    # Net::Init stores each loss top's weight in its diff; other outputs have weight 0.
+    weights = {b: float(solver.net.blobs[b].diff.flat[0]) for b in solver.net.outputs
+               if solver.net.blobs[b].count}
+    board = None
+    if args.tensorboard and rank == 0:
+        from co2fi_tools.board import TrainingBoard
+
+        board = TrainingBoard(args.tensorboard, {b: w for b, w in weights.items() if w})
+    try:
+        while solver.iter < args.max_iter:
+            if _stop:
+                if rank == 0:
+                    solver.snapshot()
+                    print(f"co2fi: training interrupted (signal {_stop[0]}); snapshot written "
+                          f"at iteration {solver.iter}", file=sys.stderr, flush=True)
+                return EXIT_INTERRUPTED
+            # numbered as Caffe's log: the loss of iteration i and the rate of its update
+            iteration, lr = solver.iter, getattr(solver, "lr", None)
+            solver.step(1)
+            if rank:
+                continue
+            losses = {b: float(solver.net.blobs[b].data.sum()) for b, w in weights.items() if w}
+            loss = sum(weights[b] * v for b, v in losses.items())
+            if board is not None:
+                board.log(iteration, losses, lr)
+            reason = watch.check(solver.iter, loss)
+            if reason:
+                solver.snapshot()
+                print(f"co2fi: training stopped: {reason}; snapshot written at iteration "
+                      f"{solver.iter}", file=sys.stderr, flush=True)
+                return EXIT_DIVERGED
+        if rank == 0:
+            solver.snapshot()
+    finally:
+        if board is not None:
+            board.close()
+    return 0
+
+
+def _rank_process(args: argparse.Namespace, gpus: tuple[int, ...], rank: int, uid) -> None:
+    sys.exit(train_rank(args, gpus[rank], rank, len(gpus), uid))
+
+
+def train_data_parallel(args: argparse.Namespace, gpus: tuple[int, ...]) -> int:
+    """One solver process per GPU; if one fails (or rank 0 stops a diverging run), the others
+    are ended and its exit code returned."""
+    import multiprocessing
+
+    import caffe
+
+    if not caffe.has_nccl():
+        print(f"co2fi: error: --gpus {','.join(map(str, gpus))}: this Caffe build has no NCCL; "
+              "build it with tools/install_caffe.sh --cuda on (NCCL is on for CUDA builds)",
+              file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    uid = caffe.NCCL.new_uid()
+    context = multiprocessing.get_context("fork")
+    procs = [context.Process(target=_rank_process, args=(args, gpus, rank, uid), daemon=True)
+             for rank in range(len(gpus))]
+    for p in procs:
+        p.start()
+    try:
+        while True:
+            codes = [p.exitcode for p in procs]
+            failed = [c for c in codes if c not in (None, 0)]
+            if failed or all(c == 0 for c in codes):
+                return failed[0] if failed else 0
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="co2fi_tools.solver_worker")
     ap.add_argument("--solver", required=True)
     ap.add_argument("--restore", help="a .solverstate to resume from")
@@ -55,40 +166,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-iter", type=int, required=True)
     ap.add_argument("--explode-factor", type=float, default=100.0)
     ap.add_argument("--gpu", type=int, default=-1)
-    args = ap.parse_args(argv)
+    ap.add_argument("--gpus", help="data-parallel on these GPUs, e.g. 0,1 (pycaffe NCCL)")
+    ap.add_argument("--tensorboard", help="write TensorBoard event files here (rank 0)")
+    return ap.parse_args(argv)
 
-    import caffe
 
-    if args.gpu >= 0:
-        caffe.set_device(args.gpu)
-        caffe.set_mode_gpu()
-    else:
-        caffe.set_mode_cpu()
-    solver = caffe.get_solver(args.solver)
-    if args.restore:
-        solver.restore(args.restore)
-    elif args.weights:
-        solver.net.copy_from(args.weights)
-    watch = DivergenceWatch(args.explode_factor)
-    # Net::Init stores each loss top's weight in its diff; other outputs have weight 0.
-    weights = {b: float(solver.net.blobs[b].diff.flat[0]) for b in solver.net.outputs
-               if solver.net.blobs[b].count}
-    while solver.iter < args.max_iter:
-        if stop:
-            solver.snapshot()
-            print(f"co2fi: training interrupted (signal {stop[0]}); snapshot written at "
-                  f"iteration {solver.iter}", file=sys.stderr, flush=True)
-            return EXIT_INTERRUPTED
-        solver.step(1)
-        loss = sum(w * float(solver.net.blobs[b].data.sum()) for b, w in weights.items() if w)
-        reason = watch.check(solver.iter, loss)
-        if reason:
-            solver.snapshot()
-            print(f"co2fi: training stopped: {reason}; snapshot written at iteration "
-                  f"{solver.iter}", file=sys.stderr, flush=True)
-            return EXIT_DIVERGED
-    solver.snapshot()
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGINT, _request_stop)
+    signal.signal(signal.SIGTERM, _request_stop)
+    args = parse_args(argv)
+    if args.gpus:
+        from co2fi_tools.multigpu import parse_gpus
+
+        try:
+            gpus = parse_gpus(args.gpus)
+        except ValueError as exc:
+            print(f"co2fi: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if len(gpus) > 1:
+            return train_data_parallel(args, gpus)
+        args.gpu = gpus[0]
+    return train_rank(args, args.gpu)
 
 
 if __name__ == "__main__":

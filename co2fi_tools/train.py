@@ -33,6 +33,8 @@ BACKENDS = ("pycaffe", "tool")
 DATA_LAYER_MODULES = ("co2fi_layers.clip_data", "co2fi_layers.period_data")
 ITER_LOSS_RE = re.compile(r"Iteration (\d+) \(.*\), loss = (\S+)")
 ITER_RE = re.compile(r"Iteration (\d+)")
+SNAPSHOT_DONE = "Snapshotting solver state to"
+DEFAULT_KEEP_SNAPSHOTS = 3
 
 
 class TrainingError(RuntimeError):
@@ -59,6 +61,12 @@ class TrainJob:
     seed: int = 0
     init: dict = field(default_factory=dict)  # source key -> caffemodel (co2fi_tools.stage_weights)
     meta: dict = field(default_factory=dict)  # variant, preset, dataset, ... (recorded)
+    #: Snapshots kept on disk (the newest K; older ones are deleted as new ones are written).
+    keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
+    #: Data-parallel GPUs (pycaffe + NCCL, co2fi_tools.multigpu); () = the single --gpu.
+    gpus: tuple[int, ...] = ()
+    #: Each GPU's batch; iter_size makes up the net's batch (None: the batch split over gpus).
+    batch_per_gpu: int | None = None
 
 
 def _caffe_pb2():
@@ -144,6 +152,18 @@ def relocate(params: dict, job: TrainJob, is_test: bool) -> dict:
     return out
 
 
+def dataset_source_params(data_root: str | None) -> dict:
+    """How the data layers read a dataset folder's frames and lists (its source.json: the
+    rawframes layout and list counting of other tools), {} for our own extraction."""
+    from data_prep.errors import DataError
+    from data_prep.rawframes import read_source_params
+
+    try:
+        return read_source_params(data_root)
+    except DataError as exc:
+        raise TrainingError(str(exc)) from None
+
+
 def rewrite_train_net(job: TrainJob, out: Path) -> None:
     """The job's train net with every data layer's param_str updated by job.data."""
     caffe_pb2 = _caffe_pb2()
@@ -162,6 +182,7 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
                 overrides.update(overrides.pop("test"))
             overrides.pop("test", None)
             params = relocate(params, job, is_test)
+            params.update(dataset_source_params(job.data_root))
             params.update(overrides)
             params.setdefault("seed", job.seed)
             check_data(params, classes or job.num_classes, f"{job.train_net} layer {layer.name}")
@@ -170,6 +191,43 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
     if (job.data or job.data_root) and not found:
         raise TrainingError(f"{job.train_net}: no co2fi data layer to point at the data")
     atomic_write_text(out, text_format.MessageToString(net))
+
+
+def apply_batch_plan(job: TrainJob, run: Run):
+    """Multi-GPU / small-card settings: each TRAIN data layer's batch becomes the plan's
+    per-GPU batch and the solver's iter_size makes up the net's batch (co2fi_tools.multigpu).
+    None when the job asks for neither."""
+    from co2fi_tools.multigpu import plan_batches
+
+    if not job.gpus and job.batch_per_gpu is None:
+        return None
+    caffe_pb2 = _caffe_pb2()
+    net = read_prototxt(run.train_net, caffe_pb2.NetParameter())
+    solver = read_prototxt(run.solver, caffe_pb2.SolverParameter())
+    train_layers = [layer for layer in net.layer
+                    if layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
+                    and not any(r.phase == caffe_pb2.TEST for r in layer.include)]
+    if not train_layers:
+        raise TrainingError(f"{job.train_net}: no training data layer to split the batch of")
+    params = [json.loads(layer.python_param.param_str or "{}") for layer in train_layers]
+    from netgen import paper
+
+    batches = {int(p.get("batch_size", paper.BATCH_SIZE)) for p in params}
+    if len(batches) != 1:
+        raise TrainingError(f"{job.train_net}: training data layers differ in batch_size "
+                            f"{sorted(batches)}")
+    effective = batches.pop() * max(1, solver.iter_size)
+    try:
+        plan = plan_batches(effective, tuple(job.gpus) or (0,), job.batch_per_gpu)
+    except ValueError as exc:
+        raise TrainingError(f"{job.name}: {exc}") from None
+    for layer, p in zip(train_layers, params, strict=True):
+        p["batch_size"] = plan.batch_per_gpu
+        layer.python_param.param_str = json.dumps(p, sort_keys=True)
+    solver.iter_size = plan.iter_size
+    atomic_write_text(run.train_net, text_format.MessageToString(net))
+    atomic_write_text(run.solver, text_format.MessageToString(solver))
+    return plan
 
 
 def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
@@ -241,7 +299,7 @@ def settings_fingerprint(job: TrainJob) -> dict:
     return {"name": job.name, "train_net": digest(job.train_net), "solver": digest(job.solver),
             "data": job.data, "data_root": job.data_root, "split": job.split,
             "train_list_tag": job.train_list_tag, "num_classes": job.num_classes,
-            "max_iter": job.max_iter, "seed": job.seed,
+            "max_iter": job.max_iter, "seed": job.seed, "batch_per_gpu": job.batch_per_gpu,
             "init": {k: stamp(v) for k, v in sorted(job.init.items())}, "meta": job.meta}
 
 
@@ -268,10 +326,11 @@ def _follow(path: Path, offset: int, proc: subprocess.Popen):
 
 
 def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
-            explode_factor: float, backend: str) -> int:
+            explode_factor: float, backend: str, keep_snapshots: int | None = None) -> int:
     """Run cmd with its output appended straight to the run's log (complete even if this
-    process dies), showing progress from the log, watching the loss. Ctrl-C (or SIGTERM) stops
-    the solver with a snapshot and raises TrainingInterrupted."""
+    process dies), showing progress from the log, watching the loss, keeping the newest
+    ``keep_snapshots`` snapshots. Ctrl-C (or SIGTERM) stops the solver with a snapshot and
+    raises TrainingInterrupted."""
     from tqdm import tqdm
 
     watch = DivergenceWatch(explode_factor, warmup=3)
@@ -309,6 +368,8 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
                     continue
                 if line is None:
                     break
+                if keep_snapshots and SNAPSHOT_DONE in line:
+                    run.prune_snapshots(keep_snapshots)
                 m = ITER_RE.search(line)
                 if m and int(m.group(1)) > bar.n:
                     bar.update(min(int(m.group(1)), max_iter) - bar.n)
@@ -355,6 +416,13 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
     ``discarded/`` and trains from the start."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {BACKENDS}")
+    if job.keep_snapshots < 1:
+        raise ValueError(f"--keep-snapshots must be at least 1, got {job.keep_snapshots}")
+    if len(job.gpus) > 1 and backend != "pycaffe":
+        raise ValueError("--gpus with several GPUs needs --backend pycaffe (caffe train refuses "
+                         "multi-GPU training of nets with Python layers)")
+    if job.gpus:
+        gpu = job.gpus[0]
     run = Run(run_dir, job.name)
     settings = settings_fingerprint(job)
     with FolderLock(run.path, "training run"):
@@ -379,6 +447,7 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
     run.write_config(dict(asdict(job), backend=backend, gpu=gpu, settings=settings, **job.meta))
     rewrite_train_net(job, run.train_net)
     max_iter = write_solver(job, run, gpu)
+    plan = apply_batch_plan(job, run)
 
     state = run.latest_solverstate(check=True)
     for path, problem in run.unusable:
@@ -399,8 +468,10 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
     if start < max_iter:
         if backend == "pycaffe":
             cmd = [sys.executable, "-m", "co2fi_tools.solver_worker",
-                f"--solver={run.solver}", f"--max-iter={max_iter}", f"--gpu={gpu}",
-                f"--explode-factor={explode_factor}"]
+                   f"--solver={run.solver}", f"--max-iter={max_iter}", f"--gpu={gpu}",
+                   f"--explode-factor={explode_factor}", f"--tensorboard={run.tensorboard}"]
+            if plan is not None and len(plan.gpus) > 1:
+                cmd.append(f"--gpus={','.join(map(str, plan.gpus))}")
             if state:
                 cmd.append(f"--restore={state[1]}")
             elif weights:
@@ -413,7 +484,8 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
                 cmd.append(f"--snapshot={state[1]}")
             elif weights:
                 cmd.append(f"--weights={weights}")
-        rc = _stream(cmd, run, max_iter, start, job.name, explode_factor, backend)
+        rc = _stream(cmd, run, max_iter, start, job.name, explode_factor, backend,
+                     job.keep_snapshots)
         if rc == EXIT_INTERRUPTED:
             raise TrainingInterrupted(f"{job.name}: the solver was interrupted; rerun the same "
                                       "command to resume")
@@ -434,6 +506,7 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
                             f"{exc.strerror or exc}") from exc
     finally:
         tmp.unlink(missing_ok=True)
+    run.prune_snapshots(job.keep_snapshots)
     return run.final_weights
 
 
@@ -466,7 +539,8 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
                     data=data, data_root=absolute(args.data_root) if args.data_root else None,
                     split=args.split, train_list_tag=args.train_list_tag,
                     num_classes=args.num_classes, max_iter=args.max_iter,
-                    snapshot=args.snapshot, seed=args.seed, init=init)
+                    snapshot=args.snapshot, seed=args.seed, init=init,
+                    keep_snapshots=args.keep_snapshots, batch_per_gpu=args.batch_per_gpu)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,11 +557,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-classes", type=int)
     ap.add_argument("--max-iter", type=int)
     ap.add_argument("--snapshot", type=int)
+    ap.add_argument("--keep-snapshots", type=int, default=DEFAULT_KEEP_SNAPSHOTS,
+                    help="snapshots kept on disk, newest first (default %(default)s); "
+                         "final.caffemodel is kept besides")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", action="append", default=[], metavar="KEY=CAFFEMODEL",
                     help="initial weights (see co2fi_tools.stage_weights for the keys)")
     ap.add_argument("--backend", choices=BACKENDS, default="pycaffe")
     ap.add_argument("--gpu", type=int, default=-1)
+    ap.add_argument("--gpus", help="data-parallel training on these GPUs, e.g. 0,1 (pycaffe "
+                                   "NCCL, one solver process a GPU)")
+    ap.add_argument("--batch-per-gpu", type=int,
+                    help="each GPU's batch; iter_size keeps the net's batch (paper: 16)")
     ap.add_argument("--restart", action="store_true",
                     help="train from the start in --run-dir: the run there (snapshots, log, "
                          "weights) moves to <run-dir>/discarded/<time>/; after a divergence, "
@@ -495,6 +576,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         job = job_from_args(args)
+        if args.gpus:
+            from co2fi_tools.multigpu import parse_gpus
+
+            job.gpus = parse_gpus(args.gpus)
         out = train(job, absolute(args.run_dir), args.backend, args.gpu, restart=args.restart)
     except TrainingInterrupted as exc:
         print(f"co2fi-train: {exc}", file=sys.stderr)

@@ -2,10 +2,14 @@
 
 Writes ``{rgb,flow}_{train,val}_split<k>.txt`` into ``--out-dir`` and, with ``--fraction``, a
 class-stratified subset of the training list ``{rgb,flow}_train_split<k>_frac<1/f>.txt`` (the
-grouper's 1/8, paper.GROUPER_DATA_FRACTION). ``num_frames`` is the number of img_ files for rgb
-lists and of flow_x_ files for flow lists. Every listed video is checked: its folder exists, is
+grouper's 1/8, paper.GROUPER_DATA_FRACTION). ``num_frames`` is the number of frame files for rgb
+lists and of flow-x files for flow lists. Every listed video is checked: its folder exists, is
 complete (``.done``, unless ``--no-require-done`` for rawframes made by other tools), and its
 counts agree (flow_x = flow_y, and rgb - flow is 1 (ours) or 0 (some TSN tools)).
+
+Rawframes of other tools are listed as they are: ``--layout tsn|mmaction2`` (or the single
+templates and ``--start-index``) names their files, and ``--level 2`` (or ``auto``) finds
+mmaction2's ``<class>/<video>/`` folders; the list then names ``<class>/<video>``.
 """
 
 from __future__ import annotations
@@ -40,22 +44,24 @@ def list_line(item: ListItem) -> str:
     return f"{item.frame_dir} {item.num_frames} {item.label}"
 
 
-def check_video(frame_dir: Path, require_done: bool, modalities: Sequence[str]) -> dict[str, int]:
+def check_video(frame_dir: Path, require_done: bool, modalities: Sequence[str],
+                layout: rawframes.FrameLayout = rawframes.DEFAULT_LAYOUT) -> dict[str, int]:
     """Frame counts {"rgb": F, "flow": F - 1} of one folder; DataError on any inconsistency."""
     if not frame_dir.is_dir():
         raise DataError(frame_dir, "no frame folder (not extracted?)")
     if require_done and not rawframes.is_done(frame_dir):
         raise DataError(frame_dir, "extraction incomplete: no .done marker")
-    counts = rawframes.count_frames(frame_dir)
+    counts = rawframes.count_frames(frame_dir, layout)
+    img, fx, fy = layout.img_tmpl, layout.flow_x_tmpl, layout.flow_y_tmpl
     if counts.rgb == 0 and "rgb" in modalities:
-        raise DataError(frame_dir, "no img_ frames")
+        raise DataError(frame_dir, f"no frames named like {img}")
     if "flow" in modalities:
         if counts.flow_x != counts.flow_y:
-            raise DataError(frame_dir, f"{counts.flow_x} flow_x but {counts.flow_y} flow_y frames")
+            raise DataError(frame_dir, f"{counts.flow_x} {fx} but {counts.flow_y} {fy} frames")
         if counts.flow_x == 0:
-            raise DataError(frame_dir, "no flow frames")
+            raise DataError(frame_dir, f"no flow frames named like {fx}")
         if "rgb" in modalities and counts.rgb - counts.flow_x not in (0, 1):
-            raise DataError(frame_dir, f"{counts.rgb} img_ frames but {counts.flow_x} flow frames")
+            raise DataError(frame_dir, f"{counts.rgb} {img} frames but {counts.flow_x} flow frames")
     if rawframes.is_done(frame_dir):
         done = rawframes.read_done(frame_dir)
         recorded = (done.get("frames"), done.get("flow_frames"))
@@ -92,6 +98,48 @@ def fraction_tag(fraction: float) -> str:
     return f"frac{round(inverse)}" if math.isclose(inverse, round(inverse)) else f"frac{fraction:g}"
 
 
+LEVELS = ("auto", "1", "2")
+
+
+def frame_folder(frames_root: Path, video: str, level: str = "auto") -> tuple[Path, str]:
+    """(folder, name in the list) of a split entry ``<Class>/<video>.avi``: ``<video>`` in a
+    flat tree (level 1: ours, TSN's), ``<Class>/<video>`` in mmaction2's level-2 tree; "auto"
+    takes the flat folder when it exists, else the level-2 one."""
+    vid = rawframes.video_id(video)
+    parts = video.replace("\\", "/").split("/")
+    nested = f"{parts[-2]}/{vid}" if len(parts) >= 2 else vid
+    if level == "1" or (level == "auto" and (frames_root / vid).is_dir()):
+        return frames_root / vid, vid
+    if level == "2" or (frames_root / nested).is_dir():
+        return frames_root / nested, nested
+    return frames_root / vid, vid  # missing either way: named as the flat folder
+
+
+#: Class names in label order, one a line, written beside the lists (tables and plots show them).
+CLASSES_FILE = "classes.txt"
+
+
+def read_class_names(lists_dir: str | os.PathLike[str]) -> list[str] | None:
+    """The names of ``<lists_dir>/classes.txt``, or None when there is none."""
+    path = Path(lists_dir) / CLASSES_FILE
+    if not path.is_file():
+        return None
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n]
+    if not names:
+        raise DataError(path, "no class names")
+    return names
+
+
+def write_class_names(lists_dir: str | os.PathLike[str], names: Sequence[str]) -> Path:
+    path = Path(lists_dir) / CLASSES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 @dataclass
 class ListReport:
     written: list[Path]
@@ -110,6 +158,8 @@ def build_lists(
     skip_missing: bool = False,
     fraction: float | None = None,
     seed: int = 0,
+    layout: rawframes.FrameLayout = rawframes.DEFAULT_LAYOUT,
+    level: str = "auto",
 ) -> ListReport:
     """Writes the lists of one split; problems are collected (and the lists not written unless
     ``skip_missing``, in which case the bad videos are left out)."""
@@ -121,10 +171,9 @@ def build_lists(
     def items_of(entries: Sequence[SplitEntry]) -> dict[str, list[ListItem]]:
         out: dict[str, list[ListItem]] = {m: [] for m in modalities}
         for entry in entries:
-            vid = rawframes.video_id(entry.video)
-            folder = frames_root / vid
+            folder, vid = frame_folder(frames_root, entry.video, str(level))
             try:
-                counts = check_video(folder, require_done, modalities)
+                counts = check_video(folder, require_done, modalities, layout)
             except DataError as exc:
                 problems.append(exc)
                 continue
@@ -145,10 +194,13 @@ def build_lists(
         if fraction is not None:
             subset = stratified_subset(train[m], fraction, seed)
             outputs[f"{m}_train_split{split}_{fraction_tag(fraction)}.txt"] = subset
-    for name, items in outputs.items():
+    outputs_text = {name: "".join(list_line(item) + "\n" for item in items)
+                    for name, items in outputs.items()}
+    outputs_text[CLASSES_FILE] = "".join(f"{name}\n" for name in parsed.classes)
+    for name, text in outputs_text.items():
         path = out_dir / name
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(list_line(item) + "\n" for item in items), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         written.append(path)
     return ListReport(written, problems)
@@ -185,11 +237,39 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(no value: paper.GROUPER_DATA_FRACTION)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the subset draw")
+    add_layout_arguments(p)
+    p.add_argument("--level", choices=LEVELS, default="auto",
+                   help="frame folders <video>/ (1), <class>/<video>/ (2, mmaction2), or either")
     return p.parse_args(argv)
+
+
+def add_layout_arguments(p: argparse.ArgumentParser) -> None:
+    """--layout and its overrides (also used by tools/run_experiment.py)."""
+    p.add_argument("--layout", choices=sorted(rawframes.LAYOUTS), default="tsn",
+                   help="file names of the rawframes: tsn (img_/flow_x_/flow_y_) or mmaction2 "
+                        "(img_/x_/y_); docs/DATA.md")
+    p.add_argument("--img-tmpl", help="frame file template, e.g. 'img_{:05d}.jpg'")
+    p.add_argument("--flow-x-tmpl", help="flow x file template, e.g. 'flow_x_{:05d}.jpg'")
+    p.add_argument("--flow-y-tmpl", help="flow y file template, e.g. 'flow_y_{:05d}.jpg'")
+    p.add_argument("--start-index", type=int, choices=[0, 1],
+                   help="number of the first file (default: the layout's, 1)")
+
+
+def layout_params(args: argparse.Namespace) -> dict:
+    """The layout keys of parsed --layout/--*-tmpl/--start-index (for param_str and configs)."""
+    params = {"layout": args.layout, "img_tmpl": args.img_tmpl,
+              "flow_x_tmpl": args.flow_x_tmpl, "flow_y_tmpl": args.flow_y_tmpl,
+              "start_index": args.start_index}
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        layout = rawframes.layout_from_params(layout_params(args))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     status = 0
     for split in args.split:
         try:
@@ -205,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 skip_missing=args.skip_missing,
                 fraction=args.fraction,
                 seed=args.seed,
+                layout=layout,
+                level=args.level,
             )
         except DataError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -139,6 +139,17 @@ def read_hmdb51_split(splits_dir: str | os.PathLike[str], split: int) -> Split:
     return Split(classes, tuple(train), tuple(test))
 
 
+def class_names(dataset: str, splits_dir: str | os.PathLike[str], split: int = 1
+                ) -> tuple[str, ...]:
+    """The class names in label order: classInd.txt (UCF101 format) or the names of HMDB51's
+    per-class split files (sorted, as the labels are numbered)."""
+    if dataset == "hmdb51":
+        return hmdb51_classes(splits_dir, split)
+    if dataset in DATASET_READERS:
+        return read_class_index(Path(splits_dir) / "classInd.txt")
+    raise ValueError(f"unknown dataset {dataset!r}; one of {sorted(DATASET_READERS)}")
+
+
 DATASET_READERS = {
     "ucf101": read_ucf101_split,
     "hmdb51": read_hmdb51_split,

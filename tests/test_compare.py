@@ -161,6 +161,10 @@ def test_evaluate_scores_cli_fuses_files_and_records_the_result(tmp_path, capsys
     assert "top-1 75.00%, mean class accuracy 75.00%" in capsys.readouterr().out
     (row,) = compare.read_results(results)
     assert (row.dataset, row.accuracy, row.mean_class_accuracy) == ("synthetic", 0.75, 0.75)
+    record = json.loads(results.read_text())["results"][0]  # the keys consumers read, + top5
+    assert set(record) == {"method", "dataset", "split", "stream", "accuracy",
+                           "mean_class_accuracy", "source", "table", "top5"}
+    assert record["top5"] == 1.0  # 2 classes
     assert (tmp_path / "eval" / "confusion.png").exists()
     assert "| 0 | x | 2 | 1 | 50.0 | y |" in (tmp_path / "eval" / "per_class.md").read_text()
     # weights 1 and 0: appearance alone -> predictions 0 1 0 0: 3 of 4 right, recall 1 and .5

@@ -94,3 +94,14 @@ def test_print_prefix_names_a_complete_cached_build() -> None:
     assert prefix.name.startswith("caffe-cpu-")
     assert (prefix / "bin" / "caffe").exists()
     assert Path(caffe.__file__).resolve().is_relative_to(prefix.resolve())
+
+
+def test_nccl_switch_is_checked_and_leaves_the_cpu_build_alone() -> None:
+    proc = subprocess.run(["bash", str(SCRIPT), "--nccl", "maybe"], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and "--nccl must be auto, on or off" in proc.stderr
+    proc = _run({}, "--nccl", "on", "--print-prefix")
+    assert proc.returncode != 0 and "--nccl on needs a CUDA build (--cuda on)" in proc.stderr
+    # NCCL is a CUDA-build option: a CPU build has the same cache key with or without it
+    default, off = _run({}, "--print-prefix"), _run({}, "--nccl", "off", "--print-prefix")
+    assert default.stdout.strip() and default.stdout == off.stdout

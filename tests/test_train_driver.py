@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import requires_caffe
+from tests.test_data_helpers import tiny_dataset  # noqa: F401 - fixture
 
 pytestmark = requires_caffe
 
@@ -132,3 +134,125 @@ def test_relocate_points_default_paths_at_the_dataset_split_and_subset() -> None
                      "root": "/d/ucf/frames", "batch_size": 16}
     test = relocate({"list": "data/ucf101/lists/rgb_val_split1.txt"}, job, is_test=True)
     assert test == {"list": "/d/ucf/lists/rgb_val_split2.txt"}
+
+
+@pytest.mark.parametrize("backend", ["pycaffe", "tool"])
+def test_only_the_newest_snapshots_are_kept(tmp_path: Path, backend: str) -> None:
+    from co2fi_tools.train import train
+
+    job = _job(tmp_path, max_iter=30, keep_snapshots=2)
+    job.snapshot = 5
+    final = train(job, tmp_path / "run", backend=backend)
+    left = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert left == ["tiny_iter_25.caffemodel", "tiny_iter_25.solverstate",
+                    "tiny_iter_30.caffemodel", "tiny_iter_30.solverstate"]
+    assert final.exists()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "tiny_iter_5.solverstate" in log  # it was written, then pruned while training ran
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["keep_snapshots"] == 2
+
+
+def test_keep_snapshots_below_one_is_refused(tmp_path: Path) -> None:
+    from co2fi_tools.train import main
+
+    rc = main(["--train-net", "n", "--solver", "s", "--run-dir", str(tmp_path / "r"),
+               "--keep-snapshots", "0"])
+    assert rc == 1 and not (tmp_path / "r").exists()
+
+
+def _clip_net(tmp_path: Path, root: Path) -> tuple[Path, Path]:
+    params = {"list": str(root / "lists" / "rgb_train_split1.txt"),
+              "root": str(root / "frames"), "modality": "rgb", "batch_size": 8,
+              "input_size": 16, "workers": 0}
+    net = tmp_path / "clip_net.prototxt"
+    net.write_text(
+        'layer { name: "data" type: "Python" top: "data" top: "label" python_param { '
+        'module: "co2fi_layers.clip_data" layer: "ClipDataLayer" '
+        f"param_str: '{json.dumps(params)}' }} }}\n"
+        'layer { name: "fc" type: "InnerProduct" bottom: "data" top: "fc" '
+        'inner_product_param { num_output: 4 weight_filler { type: "xavier" } } }\n'
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" '
+        'top: "loss" }\n')
+    solver = tmp_path / "clip_solver.prototxt"
+    solver.write_text('base_lr: 0.01 lr_policy: "step" gamma: 0.5 stepsize: 2 max_iter: 4 '
+                      'snapshot: 4 display: 1\n')
+    return net, solver
+
+
+def _solver_and_batch(run: Path) -> tuple[str, int]:
+    solver = (run / "solver.prototxt").read_text()
+    net = (run / "train.prototxt").read_text()
+    batch = int(re.search(r'\\"batch_size\\": (\d+)', net).group(1))
+    return solver, batch
+
+
+def test_batch_per_gpu_trains_with_iter_size_keeping_the_batch(tmp_path: Path,
+                                                                tiny_dataset) -> None:  # noqa: F811
+    from co2fi_tools.train import TrainJob, train
+
+    net, solver = _clip_net(tmp_path, tiny_dataset)
+    job = TrainJob(name="clip", train_net=str(net), solver=str(solver), batch_per_gpu=4)
+    assert train(job, tmp_path / "run").exists()  # on the CPU: 2 x 4 per update
+    text, batch = _solver_and_batch(tmp_path / "run")
+    assert batch == 4 and "iter_size: 2" in text
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["batch_per_gpu"] == 4
+
+
+def test_several_gpus_go_to_pycaffe_nccl_and_a_cpu_build_says_so(tmp_path: Path,
+                                                                 tiny_dataset) -> None:  # noqa: F811
+    import caffe
+
+    from co2fi_tools.train import TrainingError, TrainJob, train
+
+    net, solver = _clip_net(tmp_path, tiny_dataset)
+    job = TrainJob(name="clip", train_net=str(net), solver=str(solver), gpus=(0, 1))
+    with pytest.raises(ValueError, match="needs --backend pycaffe"):
+        train(job, tmp_path / "tool", backend="tool")
+    if caffe.has_nccl():
+        pytest.skip("this Caffe has NCCL: the refusal below is for CPU builds")
+    with pytest.raises(TrainingError) as err:
+        train(job, tmp_path / "run")
+    assert "this Caffe build has no NCCL" in str(err.value)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "--gpus=0,1" in log  # one solver process per GPU, through the worker
+    text, batch = _solver_and_batch(tmp_path / "run")
+    assert batch == 4 and "iter_size: 1" in text and "solver_mode: GPU" in text
+
+
+def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """TensorBoard scalars of the event files in ``folder`` (TFRecord framing)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (length,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + length])
+            i += 12 + length + 4
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    out.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return out
+
+
+def test_solver_worker_writes_live_tensorboard_curves(tmp_path: Path, tiny_dataset) -> None:  # noqa: F811
+    from co2fi_tools.train import TrainJob, train
+
+    net, solver = _clip_net(tmp_path, tiny_dataset)
+    train(TrainJob(name="clip", train_net=str(net), solver=str(solver)), tmp_path / "run")
+    scalars = _scalars(tmp_path / "run" / "tensorboard")
+    assert sorted(scalars) == ["loss/loss", "loss/total", "lr"]
+    assert [step for step, _ in scalars["loss/total"]] == [0, 1, 2, 3]
+    assert scalars["loss/total"] == scalars["loss/loss"]  # one head, weight 1
+    # numbered as Caffe's log: "Iteration 2, lr = 0.005" (step policy, gamma 0.5 every 2)
+    assert [v for _, v in scalars["lr"]] == pytest.approx([0.01, 0.01, 0.005, 0.005])
+    log = (tmp_path / "run" / "train.log").read_text()
+    logged = {int(i): float(v) for i, v in re.findall(r"Iteration (\d+) \(.*\), loss = (\S+)",
+                                                      log)}
+    assert logged and all(v == pytest.approx(dict(scalars["loss/total"])[i], rel=1e-4)
+                          for i, v in logged.items())

@@ -8,6 +8,7 @@
 # into the build. The build runs in a temporary folder that is moved into place only when complete.
 #
 # Usage: tools/install_caffe.sh [--cuda auto|on|off] [--cuda-arch 90] [--cudnn on|off]
+#                               [--nccl auto|on|off]  (auto: on for CUDA builds; multi-GPU)
 #                               [--python PY] [--venv DIR] [--jobs N] [--print-prefix] [--deps-only]
 #                               [--source-only]   (patched + configured source tree; for C++ tests)
 #                               [--deps-prefix DIR]
@@ -24,6 +25,7 @@ cache=${CO2FI_CACHE:-$HOME/.cache/co2fi}
 cuda=${CO2FI_CUDA:-auto}
 cuda_arch=${CO2FI_CUDA_ARCH:-90}
 cudnn=off
+nccl=${CO2FI_NCCL:-auto}
 python=""
 venv=""
 jobs=$(nproc)
@@ -56,6 +58,7 @@ while [ $# -gt 0 ]; do
     --cuda) cuda=$2; shift 2 ;;
     --cuda-arch) cuda_arch=$2; shift 2 ;;
     --cudnn) cudnn=$2; shift 2 ;;
+    --nccl) nccl=$2; shift 2 ;;
     --python) python=$2; shift 2 ;;
     --venv) venv=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
 done
 case "$cuda" in auto|on|off) ;; *) die "--cuda must be auto, on or off, not '$cuda'" ;; esac
 case "$cudnn" in on|off) ;; *) die "--cudnn must be on or off, not '$cudnn'" ;; esac
+case "$nccl" in auto|on|off) ;; *) die "--nccl must be auto, on or off, not '$nccl'" ;; esac
 [[ "$cuda_arch" =~ ^[0-9]+$ ]] || die "--cuda-arch must be a number such as 90, not '$cuda_arch'"
 
 if [ -z "$python" ]; then
@@ -94,6 +98,9 @@ if [ "$cuda" = on ]; then
   cuda_root=$(cd "$(dirname "$(readlink -f "$nvcc_bin")")/.." && pwd)
   [ -f "$cuda_root/include/cuda_runtime.h" ] || cuda_root=/usr/local/cuda
 fi
+# NCCL (multi-GPU through pycaffe, co2fi_tools.multigpu): on for CUDA builds unless --nccl off.
+[ "$nccl" = auto ] && { [ "$cuda" = on ] && nccl=on || nccl=off; }
+[ "$nccl" = on ] && [ "$cuda" != on ] && die "--nccl on needs a CUDA build (--cuda on)"
 
 # ---- System packages -------------------------------------------------------------------------
 deb_packages=(build-essential cmake pkg-config dpkg-dev python3-dev python3-venv
@@ -152,6 +159,36 @@ if [ "$cuda" = on ] && [ ! -f "$cuda_root/include/cublas_v2.h" ]; then
     [ -n "$so" ] || die "no lib$lib.so.* in $cuda_extra (delete it to reinstall the wheels)"
     ln -sfn "$so" "$cuda_extra/lib/lib$lib.so"
   done
+fi
+
+# NCCL: the system's (nccl.h + libnccl.so, e.g. Debian's libnccl-dev) or PyPI's
+# nvidia-nccl-cu<major> wheel for this nvcc, as cuBLAS above.
+nccl_inc="" nccl_lib=""
+if [ "$nccl" = on ]; then
+  for d in "$cuda_root" /usr /usr/local; do
+    if [ -f "$d/include/nccl.h" ]; then
+      nccl_inc=$d/include
+      nccl_lib=$(ls "$d"/lib*/libnccl.so "$d"/lib/*-linux-gnu/libnccl.so 2>/dev/null | head -1)
+      [ -n "$nccl_lib" ] && break
+    fi
+  done
+  if [ -z "$nccl_lib" ]; then
+    cuda_major=$("$nvcc_bin" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+    [ -n "$cuda_major" ] || die "cannot read the CUDA version from $nvcc_bin --version"
+    nccl_dir="$cache/nccl-cu$cuda_major"
+    if [ ! -f "$nccl_dir/.done" ]; then
+      say "no NCCL in the system: installing nvidia-nccl-cu$cuda_major (pip)"
+      rm -rf "$nccl_dir.tmp"
+      "$python" -m pip install -q --no-deps --target "$nccl_dir.tmp" "nvidia-nccl-cu$cuda_major" >&2 \
+        || die "pip install nvidia-nccl-cu$cuda_major failed (or build with --nccl off)"
+      rm -rf "$nccl_dir" && mv "$nccl_dir.tmp" "$nccl_dir" && touch "$nccl_dir/.done"
+    fi
+    nccl_inc="$nccl_dir/nvidia/nccl/include"
+    so=$(ls "$nccl_dir"/nvidia/nccl/lib/libnccl.so.* 2>/dev/null | head -1)
+    [ -f "$nccl_inc/nccl.h" ] && [ -n "$so" ] || die "no nccl.h / libnccl.so.* in $nccl_dir (delete it to reinstall)"
+    ln -sfn "$so" "$nccl_dir/nvidia/nccl/lib/libnccl.so"  # the wheel holds only the soname
+    nccl_lib="$nccl_dir/nvidia/nccl/lib/libnccl.so"
+  fi
 fi
 
 # ---- Source ----------------------------------------------------------------------------------
@@ -223,6 +260,11 @@ if [ "$cuda" = on ]; then
       -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$nvlib"
       -DCMAKE_SHARED_LINKER_FLAGS="-Wl,-rpath-link,$nvlib")
     extra_rpath=";$nvlib"
+  fi
+  if [ "$nccl" = on ]; then
+    cmake_args=("${cmake_args[@]/#-DUSE_NCCL=OFF/-DUSE_NCCL=ON}")
+    cmake_args+=(-DNCCL_INCLUDE_DIR="$nccl_inc" -DNCCL_LIBRARIES="$nccl_lib")
+    extra_rpath="$extra_rpath;$(dirname "$nccl_lib")"
   fi
 else
   cmake_args+=(-DCPU_ONLY=ON)
