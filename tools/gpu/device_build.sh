@@ -16,7 +16,8 @@
 #                                  [--python python3] [--jobs N] [--bundle .device] [--no-smoke]
 # --cuda off rehearses everything but nvcc on a machine without a GPU (tests, docs/GPU.md).
 # Environment: OUT (logs go there; default $PREFIX/logs), CO2FI_CUDA_COMPILE_ONLY=1 (build CUDA
-# code without a GPU: no smoke test on the GPU).
+# code without a GPU: no smoke test on the GPU), CO2FI_NCCL (default off: the GPU machine has no
+# registry to fetch NCCL from, and one GPU needs none; install_caffe.sh's --nccl).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -196,7 +197,7 @@ export CO2FI_CMAKE_ARGS="${cmake_extra[*]}"
 set +e
 caffe_prefix=$(PYTHONPATH="$pyextra${PYTHONPATH:+:$PYTHONPATH}" "$repo/tools/install_caffe.sh" \
   --python "$python" --cuda "$cuda" --cuda-arch "$cuda_arch" --deps-prefix "$deps" --jobs "$jobs" \
-  | tail -1)
+  --nccl "${CO2FI_NCCL:-off}" | tail -1)
 rc=$?
 set -e
 newest=$(ls -t "$prefix"/cache/logs/*.log 2>/dev/null | head -1 || true)

@@ -12,8 +12,8 @@
 #   check  tools/gpu/check_gpu_vs_cpu.py: every small-preset net forward + backward in GPU mode
 #          against CPU mode (same weights and inputs; Python layers inside), then
 #          CO2FI_TRAIN_ITERS (200) training iterations of baseline_rgb and co2fi_rgb on the GPU
-#          (loss weights without the 1/N of classes: under the literal 1/N the CO2FI loss does
-#          not move in 200 iterations, on the CPU either; docs/GPU.md)
+#          (the default loss scale; under the literal 1/N reading, --class-normalization, the
+#          CO2FI loss does not move in 200 iterations, on the CPU either: docs/REPRODUCTION.md)
 #   bench  tools/gpu/bench_caffe_vs_pytorch.py: paper preset, batch 16, fp32: Caffe's baseline
 #          VGG-16 (RGB, flow), CO2FI and CO2FI+ASYN against a PyTorch VGG-16 training step
 #   data   tools/bench_data.py --layer-only: our data layer with the machine's cores against
@@ -106,7 +106,7 @@ if has check && [ ${#runner[@]} -gt 0 ]; then
   begin "check: GPU vs CPU, every small-preset net, + $train_iters training iterations ($t s at most)"
   timeout "$t" env "${runner[@]}" tools/gpu/check_gpu_vs_cpu.py --mode gpu-vs-cpu \
     --train-iters "$train_iters" --train-variant baseline_rgb --train-variant co2fi_rgb \
-    --train-reading class_normalization=false --report "$out/gpu-check.md"
+    --report "$out/gpu-check.md"
   rc=$?; end check $rc
   [ $rc = 0 ] || { status=1; say "check FAILED or timed out (rc $rc)"; }
 fi
