@@ -62,6 +62,23 @@ def _last_line(stderr: str) -> str:
     return lines[-1] if lines else ""
 
 
+def _wait_for_iteration(run: Path, iteration: int, proc: subprocess.Popen) -> None:
+    """Wait until Caffe's log shows an iteration at or past ``iteration`` (a loaded machine
+    may take seconds to restore a snapshot)."""
+    import re
+
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        text = (run / "train.log").read_text(errors="replace")
+        if any(int(n) >= iteration for n in re.findall(r"Iteration (\d+)", text)):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"driver exited early: {proc.communicate()}")
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"the solver never reached iteration {iteration}")
+
+
 def _snapshot_iters(run: Path) -> list[int]:
     import re
 
@@ -94,7 +111,7 @@ def test_ctrl_c_snapshots_exits_130_and_the_rerun_resumes(tmp_path: Path) -> Non
     assert "co2fi: training interrupted" in (run / "train.log").read_text()
     # the same command again resumes from that snapshot (the lock was released)
     proc = _start(cmd, run, after=f"--restore={run / 'snapshots'}")
-    time.sleep(1.0)
+    _wait_for_iteration(run, first[-1] + 1, proc)   # it trains on from there
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
