@@ -170,9 +170,7 @@ class Run:
         if keep < 1:
             raise ValueError(f"keep_snapshots must be at least 1 (resume needs the newest), "
                              f"got {keep}")
-        # The newest snapshot resume would take: a truncated or non-finite newer one is neither
-        # counted among the kept nor deleted.
-        latest = self.latest_solverstate(check=True)
+        latest = self.latest_solverstate()
         if latest is None:
             return []
         older = [files for it, files in self.snapshot_pairs() if it <= latest[0]]
