@@ -40,6 +40,18 @@ net=$(mktemp --suffix=.prototxt)
   echo "rc ${PIPESTATUS[0]}"
   GLOG_minloglevel=0 timeout 60 caffe time -model "$net" -iterations 2 -gpu 0 2>&1 | tail -4
   echo "rc ${PIPESTATUS[0]}"
+  # Ubuntu 24.04's glibc (2.39) can run a process with the x86 shadow stack (CET) when the
+  # kernel (6.6+) and CPU allow and the program is marked for it (Ubuntu builds with
+  # -fcf-protection); Debian 12's libraries in the bundle are not marked. The caffe tool, linked
+  # to them at start, would run without it; python3, which loads them later, maybe not.
+  step "x86 shadow stack (CET): CPU flags, the interpreter's thread features, ELF markings"
+  grep -m1 -o -wE 'user_shstk|shstk|ibt' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
+  "$python" -c "print(''.join(l for l in open('/proc/self/status') if l.startswith('x86_')) or 'no x86_Thread_features line')"
+  for f in "$(readlink -f "$python")" "$(dirname "$(readlink -f "$(command -v caffe)")")/../lib/libcaffe.so" \
+      "$(ldconfig -p | awk '/libc.so.6 /{print $NF; exit}')"; do
+    [ -e "$f" ] && echo "$(basename "$f"): $(readelf -n "$f" 2>/dev/null | grep -oE 'SHSTK|IBT' | sort -u | tr '\n' ' ')"
+  done
+  echo "bundle libglog: $(readelf -n "$(ldd "$(dirname "$(readlink -f "$(command -v caffe)")")/../lib/libcaffe.so" | awk '/libglog/{print $3}')" 2>/dev/null | grep -oE 'SHSTK|IBT' | sort -u | tr '\n' ' ')"
   step "interpreter"
   echo "$python -> $(readlink -f "$python")"
   ldd "$(readlink -f "$python")" | grep -iE 'python|not found' || echo "(no libpython: a static interpreter)"
@@ -77,6 +89,7 @@ candidates=(
   "glog to stderr, every level|GLOG_logtostderr=1 GLOG_minloglevel=0|$python"
   "init_log + glog to stderr|CO2FI_CAFFE_INIT_LOG=1 GLOG_logtostderr=1|$python"
   "libgcc_s preloaded (C++ unwinder before libunwind)|LD_PRELOAD=libgcc_s.so.1|$python"
+  "x86 shadow stack off (glibc tunable)|GLIBC_TUNABLES=glibc.cpu.x86_shstk=off|$python"
 )
 [ -n "$launcher" ] && candidates+=("launcher with the runtime in libpython$ver.so||$launcher"
   "launcher + init_log|CO2FI_CAFFE_INIT_LOG=1|$launcher")
