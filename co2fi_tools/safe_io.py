@@ -148,8 +148,9 @@ class FolderLock:
     """An exclusive lock on ``folder`` for one job (``with FolderLock(out, "extraction"):``).
 
     Raises :class:`LockHeld` at once (no waiting) when another process holds it. The holder's
-    pid, host, command and start time are kept in ``<folder>/.lock`` for that message; the file
-    stays when the lock is released (removing it would race with a job taking it)."""
+    pid, host, command and start time are kept in ``<folder>/.lock`` for that message. The file
+    is removed on release (a job that opened it before checks that it locked the file still
+    there); a killed job leaves it behind, and the next job takes it over."""
 
     def __init__(self, folder: str | os.PathLike[str], job: str = "job",
                  announce_takeover: bool = True, name: str = LOCK_NAME) -> None:
@@ -175,18 +176,26 @@ class FolderLock:
             _HELD[key][1] += 1
             self._key = key
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._read(fd)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._read(fd)
+                os.close(fd)
+                raise LockHeld(
+                    f"{self.folder}: in use by another {self.job}: {_holder_text(holder)}; wait "
+                    f"for it to finish or stop it (its lock is {self.path})") from None
+            except OSError:
+                os.close(fd)
+                raise
+            try:  # the holder we waited on may have removed the file: lock the one there now
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise LockHeld(
-                f"{self.folder}: in use by another {self.job}: {_holder_text(holder)}; wait for "
-                f"it to finish or stop it (its lock is {self.path})") from None
-        except OSError:
-            os.close(fd)
-            raise
         old = self._read(fd)
         if old.get("pid") and old.get("pid") != os.getpid():
             self.took_over = old
@@ -212,7 +221,7 @@ class FolderLock:
             return
         fd = _HELD.pop(key)[0]
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
+            os.unlink(self.path)  # still holding the lock: a job that opened it retries
         os.close(fd)  # closing drops the flock
 
     def __enter__(self) -> FolderLock:
