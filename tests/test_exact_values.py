@@ -1,0 +1,189 @@
+"""Hand-worked values for what a mutation run found untested: exact test and short-video
+sampling indices, Eq. 1 with loss_weight != 1, the lower-index tie-break at 101 classes, label -1,
+and the ImageNet path of initialise_from_stages (fc8 skipped, conv1_1 cross-modality)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from co2fi_layers import sampling
+from co2fi_layers.class_groups import form_class_groups, rank_classes
+from co2fi_layers.group_loss import group_loss
+from co2fi_tools import classification as cl
+from netgen import paper
+from tests.conftest import requires_caffe
+
+STEPS = (1, 2, 3, 4, 5)
+
+
+# --- sampling (Delta 5, 12 periods, flow stacks of 10): worked by hand ------------------------
+
+def test_paper_numbers_these_values_were_worked_with():
+    assert (paper.DELTA, paper.TEST_PERIODS, paper.FLOW_STACK, paper.FUSION_STEPS) == \
+        (5, 12, 10, 5)
+
+
+def test_test_periods_of_a_100_frame_video():
+    # offsets -10..10; frames need 11 <= c <= 90; flow stacks (99 flow frames, centred: t-5 ..
+    # t+4) need c - 10 - 5 >= 1 and c + 10 + 4 <= 99 -> 16 <= c <= 85, 70 centres.
+    # Centre i = 16 + floor(70 (2i + 1) / 24).
+    assert sampling.centre_range(100, STEPS, 5, 10) == (16, 85)
+    points = sampling.period_indices(100, 12, STEPS, 5, 10)
+    centres = [18, 24, 30, 36, 42, 48, 53, 59, 65, 71, 77, 83]
+    assert points[:, 2].tolist() == centres
+    assert points[0].tolist() == [8, 13, 18, 23, 28]
+    assert points[11].tolist() == [73, 78, 83, 88, 93]
+    assert sampling.flow_stack_indices(8, 10, 99).tolist() == list(range(3, 13))
+    assert sampling.flow_stack_indices(93, 10, 99).tolist() == list(range(88, 98))
+
+
+def test_test_periods_without_flow_use_the_whole_video():
+    # frames only: 11 <= c <= 90, 80 centres; centre i = 11 + floor(80 (2i + 1) / 24)
+    points = sampling.period_indices(100, 12, STEPS, 5, 0)
+    assert points[:, 2].tolist() == [14, 21, 27, 34, 41, 47, 54, 61, 67, 74, 81, 87]
+
+
+@pytest.mark.parametrize("num_frames, expected", [
+    (20, [1, 5, 10, 15, 20]),  # lo 16 > hi 5: centre (16 + 5) // 2 = 10, clamped to 1..20
+    (1, [1, 1, 1, 1, 1]),
+    (31, [6, 11, 16, 21, 26]),  # lo 16 = hi 16: one centre, nothing clamped
+])
+def test_short_videos_repeat_one_centred_period(num_frames, expected):
+    points = sampling.period_indices(num_frames, 12, STEPS, 5, 10)
+    assert points.tolist() == [expected] * 12
+    rng = np.random.default_rng(0)
+    assert sampling.random_period(rng, num_frames, STEPS, 5, 10).tolist() == expected
+
+
+def test_one_step_stream_samples_its_own_range():
+    # offset 0 only: 1 <= c <= 100 for the frame; flow 6 <= c <= 95 -> 90 centres,
+    # centre i = 6 + floor(90 (2i + 1) / 24)
+    assert sampling.centre_range(100, (3,), 5, 10) == (6, 95)
+    assert sampling.period_indices(100, 12, (3,), 5, 10)[:, 0].tolist() == \
+        [9, 17, 24, 32, 39, 47, 54, 62, 69, 77, 84, 92]
+    # steps 1..3: offsets -10, -5, 0 -> frames 11 <= c <= 100, flow 16 <= c <= 95
+    assert sampling.centre_range(100, (1, 2, 3), 5, 10) == (16, 95)
+
+
+# --- Eq. 1 ------------------------------------------------------------------------------------
+
+def test_eq1_by_hand_with_alpha_and_normalisation():
+    # softmax(log [1, 2, 1]) = [1/4, 1/2, 1/4]; group {0, 1}: -(ln 1/4 + ln 1/2) = ln 8
+    z = np.log(np.array([[1.0, 2.0, 1.0]]))
+    m = np.array([[1.0, 1.0, 0.0]])
+    loss, (grad,) = group_loss([z], [m], [0.5], 3)
+    assert loss == pytest.approx(np.log(8) * 0.5 / 3)
+    # d/dz = |G| p - m = [-1/2, 0, 1/2], times alpha / N / batch = 1/6
+    np.testing.assert_allclose(grad, [[-1 / 12, 0.0, 1 / 12]], atol=1e-12)
+    loss, _ = group_loss([z], [m], [0.5], 3, reading="log_sum")
+    assert loss == pytest.approx(-np.log(0.75) * 0.5 / 3)
+
+
+@requires_caffe
+@pytest.mark.parametrize("loss_weight", [0.25, 4.0])
+def test_eq1_layer_scales_its_gradient_by_loss_weight(tmp_path, loss_weight):
+    import caffe
+    from caffe import layers as L
+    from caffe.net_spec import NetSpec
+
+    n = NetSpec()
+    n.z, n.m = L.Input(ntop=2, input_param={"shape": [{"dim": [1, 3]}] * 2})
+    n.loss = L.Python(n.z, n.m, loss_weight=loss_weight, propagate_down=[True, False],
+                      python_param={"module": "co2fi_layers.group_loss",
+                                    "layer": "GroupLossLayer",
+                                    "param_str": json.dumps({"alpha": [0.5], "num_classes": 3})})
+    path = tmp_path / "loss.prototxt"
+    path.write_text("force_backward: true\n" + str(n.to_proto()))
+    net = caffe.Net(str(path), caffe.TRAIN)
+    net.blobs["z"].data[...] = np.log([[1.0, 2.0, 1.0]])
+    net.blobs["m"].data[...] = [[1.0, 1.0, 0.0]]
+    net.forward()
+    assert float(net.blobs["loss"].data.ravel()[0]) == pytest.approx(np.log(8) / 6, rel=1e-6)
+    net.backward()
+    np.testing.assert_allclose(net.blobs["z"].diff, [[-loss_weight / 12, 0, loss_weight / 12]],
+                               rtol=1e-5, atol=1e-7)
+
+
+# --- class groups at 101 classes, label -1 ------------------------------------------------------
+
+def test_lower_index_tie_break_holds_at_101_classes():
+    scores = np.zeros((2, 101))
+    scores[1, 50:] = 1.0  # classes 50..100 tie above 0..49
+    order = rank_classes(scores)
+    assert order[0].tolist() == list(range(101))
+    assert order[1, :5].tolist() == [50, 51, 52, 53, 54]
+    assert order[1, -3:].tolist() == [47, 48, 49]
+    assert rank_classes(scores, "higher_index")[0, :5].tolist() == [100, 99, 98, 97, 96]
+    masks = form_class_groups(scores, [100, 2], (5, 3, 1))
+    assert np.flatnonzero(masks[0, 0]).tolist() == [0, 1, 2, 3, 100]  # replaces class 4
+    assert np.flatnonzero(masks[2, 0]).tolist() == [100]
+    assert np.flatnonzero(masks[0, 1]).tolist() == [2, 50, 51, 52, 53]  # 54 made way for 2
+    assert masks.sum(axis=2).tolist() == [[5, 5], [3, 3], [1, 1]]
+
+
+def test_label_minus_one_is_refused_not_wrapped_to_the_last_class():
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.4: \[2, -1\]"):
+        form_class_groups(np.zeros((2, 5)), [2, -1], (3, 1))
+    scores = np.eye(3)
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2, got -1\.\.2"):
+        cl.top1_accuracy(scores, np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match="labels must lie in"):
+        cl.mean_class_accuracy(scores, np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match="labels must lie in"):
+        cl.confusion_matrix(scores, np.array([0, 1, -1]))
+
+
+def test_results_fields_are_top1_and_mean_class_in_that_order():
+    # 4 videos: classes 0,0,0,1; predictions 0,0,0,0 -> top-1 3/4, mean class (1 + 0)/2
+    scores = np.array([[1.0, 0.0]] * 4)
+    acc = cl.evaluate(scores, np.array([0, 0, 0, 1]))
+    assert (acc.top1, acc.mean_class, acc.videos, acc.top5) == (0.75, 0.5, 4, 1.0)
+
+
+# --- ImageNet path of initialise_from_stages ----------------------------------------------------
+
+def _net(path, channels, classes, filler):
+    from caffe import layers as L
+    from caffe.net_spec import NetSpec
+
+    n = NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, channels, 6, 6]))
+    conv = dict(num_output=4, kernel_size=3, weight_filler=dict(type="constant", value=filler),
+                bias_filler=dict(type="constant", value=filler))
+    n.conv1_1 = L.Convolution(n.data, **conv)
+    n["flow_t2/conv1_1"] = L.Convolution(n.data, **conv)
+    n.fc8 = L.InnerProduct(n.conv1_1, num_output=classes,
+                           weight_filler=dict(type="constant", value=filler))
+    path.write_text(str(n.to_proto()))
+    return path
+
+
+@requires_caffe
+def test_imagenet_init_skips_fc8_and_averages_conv1_1_over_rgb(tmp_path):
+    import caffe
+
+    from co2fi_tools.stage_weights import initialise_from_stages
+
+    src = caffe.Net(str(_net(tmp_path / "vgg.prototxt", 3, 7, 0.0)), caffe.TEST)
+    w = src.params["conv1_1"][0].data
+    for o in range(4):
+        for c in range(3):
+            w[o, c] = 10 * o + c  # the mean over RGB is 10 o + 1
+    src.params["conv1_1"][1].data[...] = [1, 2, 3, 4]
+    src.save(str(tmp_path / "vgg.caffemodel"))
+    target = _net(tmp_path / "flow.prototxt", 20, 4, 0.125)
+    report = initialise_from_stages(target, tmp_path / "init.caffemodel",
+                                    {"vgg16": tmp_path / "vgg.caffemodel"})
+    net = caffe.Net(str(target), str(tmp_path / "init.caffemodel"), caffe.TEST)
+    for layer in ("conv1_1", "flow_t2/conv1_1"):
+        weights = net.params[layer][0].data
+        assert weights.shape == (4, 20, 3, 3)
+        for o in range(4):
+            assert (weights[o] == 10 * o + 1).all()
+        assert net.params[layer][1].data.tolist() == [1, 2, 3, 4]
+    assert (net.params["fc8"][0].data == 0.125).all()  # 7 ImageNet classes, 4 ours: filler
+    assert "skipped fc8: shape mismatch, allowed" in report
+    assert "cross-modality 3->20 channels" in report
