@@ -187,3 +187,29 @@ def test_imagenet_init_skips_fc8_and_averages_conv1_1_over_rgb(tmp_path):
     assert (net.params["fc8"][0].data == 0.125).all()  # 7 ImageNet classes, 4 ours: filler
     assert "skipped fc8: shape mismatch, allowed" in report
     assert "cross-modality 3->20 channels" in report
+
+
+def test_a_layer_no_source_has_is_reported_against_its_own_stream_first():
+    from co2fi_tools.stage_weights import resolver
+
+    assert resolver({})("conv1_1") == ("model", "conv1_1")
+    assert resolver({})("rgb_t3/grouper_conv1") == ("rgb", "grouper_conv1")
+
+
+@requires_caffe
+def test_trained_stream_model_wins_over_imagenet_for_tower_layers(tmp_path):
+    import caffe
+
+    from co2fi_tools.stage_weights import initialise_from_stages
+
+    vgg = caffe.Net(str(_net(tmp_path / "vgg.prototxt", 3, 7, 1.0)), caffe.TEST)
+    vgg.save(str(tmp_path / "vgg.caffemodel"))
+    flow = caffe.Net(str(_net(tmp_path / "flow_model.prototxt", 20, 4, 0.5)), caffe.TEST)
+    flow.save(str(tmp_path / "flow.caffemodel"))
+    target = _net(tmp_path / "target.prototxt", 20, 4, 0.0)
+    initialise_from_stages(target, tmp_path / "init.caffemodel",
+                           {"flow": tmp_path / "flow.caffemodel",
+                            "vgg16": tmp_path / "vgg.caffemodel"})
+    net = caffe.Net(str(target), str(tmp_path / "init.caffemodel"), caffe.TEST)
+    assert (net.params["flow_t2/conv1_1"][0].data == 0.5).all()  # flow_t2/ <- the flow model
+    assert (net.params["conv1_1"][0].data == 1.0).all()  # no "model" source: ImageNet, averaged
