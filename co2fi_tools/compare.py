@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 from co2fi_tools import paper_tables as pt
-from co2fi_tools.safe_io import atomic_write_text
+from co2fi_tools.safe_io import atomic_write_text, error_line
 
 RESULTS_SCHEMA = "co2fi-results/1"
 RESULT_STREAMS: tuple[str, ...] = ("appearance", "motion", "two-stream")
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         results = read_results(args.results)
         sections = build_comparison(results, args.tables, source=args.results)
     except (OSError, ValueError) as err:
-        print(f"compare: {err}", file=sys.stderr)
+        print(f"compare: {error_line(err)}", file=sys.stderr)
         return 2
     if not sections:
         print(f"compare: {args.results}: no result maps to tables {args.tables}", file=sys.stderr)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, claim_output, log, run_experiment
-from co2fi_tools.safe_io import FolderLock
+from co2fi_tools.safe_io import FolderLock, error_line
 from co2fi_tools.stages import DEMO_METHODS, METHODS
 
 #: Frames are stored with the small preset's input (64) as TSN's 224 is to 256: short side 72.
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                "classInd.txt")))
             summary = run_experiment(exp)
     except (OSError, ValueError, RuntimeError) as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
+        print(f"demo: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print()
     print(summary["tables"])

@@ -217,12 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"co2fi-evaluate: error: not trained yet: {missing}", file=sys.stderr)
         return 1
-    from co2fi_tools.safe_io import LockHeld
+    from co2fi_tools.safe_io import LockHeld, error_line
 
     try:
         records = evaluate_methods(exp, finals, exp.out / "results.json")
     except (OSError, ValueError, LockHeld) as exc:
-        print(f"co2fi-evaluate: error: {exc}", file=sys.stderr)
+        print(f"co2fi-evaluate: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(format_records(records))
     print(f"written to {exp.out / 'results.json'}")

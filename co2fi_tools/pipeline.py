@@ -30,6 +30,7 @@ from co2fi_tools.safe_io import (
     FolderLock,
     atomic_write_text,
     check_settings,
+    error_line,
     read_settings,
     record_settings,
 )
@@ -227,7 +228,8 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
             raise FileNotFoundError(f"--videos {videos}: no such folder")
         log(f"extracting frames and {flow} flow of {videos} into {frames}")
         if extract.main([str(videos), str(frames), "--flow", flow, "--workers", str(workers)]):
-            raise RuntimeError(f"extraction failed for some videos of {videos} (see above)")
+            raise RuntimeError(f"extraction of {videos} stopped or failed for some videos "
+                               "(see above)")
     elif rawframes is not None:
         if not rawframes.is_dir():
             raise FileNotFoundError(f"--rawframes {rawframes}: no such folder")
@@ -428,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                          gpus=gpus, batch_per_gpu=args.batch_per_gpu)
         summary = run_experiment(exp)
     except (OSError, ValueError, RuntimeError) as exc:
-        print(f"run_experiment: error: {exc}", file=sys.stderr)
+        print(f"run_experiment: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(summary["tables"])
     return 0

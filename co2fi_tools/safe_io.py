@@ -98,6 +98,17 @@ def os_error_line(exc: OSError, path: str | os.PathLike[str] | None = None) -> s
     return f"{where}: {os_error_cause(exc)}" if where else os_error_cause(exc)
 
 
+def error_line(exc: BaseException) -> str:
+    """The one line a CLI prints for ``exc``: OSErrors as ``<path>: <cause>`` (without Python's
+    ``[Errno N]``), others as their message."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        if exc.filename is not None:
+            return os_error_line(exc)
+        if exc.strerror:
+            return exc.strerror
+    return str(exc)
+
+
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 

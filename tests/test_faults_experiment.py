@@ -148,3 +148,11 @@ def test_gpu_default_falls_back_to_the_cpu_and_an_explicit_gpu_gets_a_hint(capsy
     with pytest.raises(ValueError, match=r"--gpu 1: this Caffe build cannot use GPU 1 .*"
                                          r"--gpu -1 for the CPU"):
         pipeline.choose_gpu(1, usable=lambda g: False)
+
+
+def test_error_line_drops_pythons_errno_prefix():
+    assert safe_io.error_line(OSError(errno.ENOSPC, "x.h5: cannot write scores")) == \
+        "x.h5: cannot write scores"
+    assert safe_io.error_line(FileNotFoundError(errno.ENOENT, "No such file", "/a/b")) == \
+        "/a/b: no such file or folder"
+    assert safe_io.error_line(ValueError("plain")) == "plain"
