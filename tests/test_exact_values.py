@@ -68,6 +68,31 @@ def test_one_step_stream_samples_its_own_range():
     assert sampling.centre_range(100, (1, 2, 3), 5, 10) == (16, 95)
 
 
+def test_flow_stacks_at_the_edges_of_the_video():
+    # start = min(max(1, t - L // 2), max(1, num_flow - L + 1)), then L consecutive, clamped
+    assert sampling.flow_stack_indices(3, 10, 99).tolist() == list(range(1, 11))
+    assert sampling.flow_stack_indices(98, 10, 99).tolist() == list(range(90, 100))
+    assert sampling.flow_stack_indices(8, 5, 99).tolist() == [6, 7, 8, 9, 10]  # odd L
+    assert sampling.flow_stack_indices(3, 10, 4).tolist() == [1, 2, 3, 4] + [4] * 6
+
+
+def test_flow_stacks_of_one_field_end_one_frame_earlier():
+    # L = 1: the stack of time point t is flow t (t -> t + 1), so c + 10 <= 99
+    assert sampling.centre_range(100, STEPS, 5, 1) == (11, 89)
+    assert sampling.centre_range(100, STEPS, 5, 0) == (11, 90)
+
+
+def test_train_start_of_a_clip_longer_than_the_video_is_the_first_frame():
+    rng = np.random.default_rng(0)
+    assert {sampling.random_start(rng, 4, 10) for _ in range(20)} == {1}
+
+
+@pytest.mark.parametrize("steps", [(0,), (1, 6), ()])
+def test_steps_outside_the_period_are_refused(steps):
+    with pytest.raises(ValueError, match=r"steps must be in 1\.\.5"):
+        sampling.period_indices(64, 3, steps, 5, 10)
+
+
 # --- Eq. 1 ------------------------------------------------------------------------------------
 
 def test_eq1_by_hand_with_alpha_and_normalisation():
@@ -82,29 +107,42 @@ def test_eq1_by_hand_with_alpha_and_normalisation():
     assert loss == pytest.approx(-np.log(0.75) * 0.5 / 3)
 
 
-@requires_caffe
-@pytest.mark.parametrize("loss_weight", [0.25, 4.0])
-def test_eq1_layer_scales_its_gradient_by_loss_weight(tmp_path, loss_weight):
+def _eq1_layer(tmp_path, loss_weight, params, propagate_masks=False):
     import caffe
     from caffe import layers as L
     from caffe.net_spec import NetSpec
 
     n = NetSpec()
     n.z, n.m = L.Input(ntop=2, input_param={"shape": [{"dim": [1, 3]}] * 2})
-    n.loss = L.Python(n.z, n.m, loss_weight=loss_weight, propagate_down=[True, False],
+    n.loss = L.Python(n.z, n.m, loss_weight=loss_weight, propagate_down=[True, propagate_masks],
                       python_param={"module": "co2fi_layers.group_loss",
-                                    "layer": "GroupLossLayer",
-                                    "param_str": json.dumps({"alpha": [0.5], "num_classes": 3})})
+                                    "layer": "GroupLossLayer", "param_str": json.dumps(params)})
     path = tmp_path / "loss.prototxt"
     path.write_text("force_backward: true\n" + str(n.to_proto()))
     net = caffe.Net(str(path), caffe.TRAIN)
     net.blobs["z"].data[...] = np.log([[1.0, 2.0, 1.0]])
     net.blobs["m"].data[...] = [[1.0, 1.0, 0.0]]
     net.forward()
-    assert float(net.blobs["loss"].data.ravel()[0]) == pytest.approx(np.log(8) / 6, rel=1e-6)
     net.backward()
+    return net
+
+
+@requires_caffe
+@pytest.mark.parametrize("loss_weight", [0.25, 4.0])
+def test_eq1_layer_scales_its_gradient_by_loss_weight(tmp_path, loss_weight):
+    net = _eq1_layer(tmp_path, loss_weight, {"alpha": [0.5], "num_classes": 3})
+    assert float(net.blobs["loss"].data.ravel()[0]) == pytest.approx(np.log(8) / 6, rel=1e-6)
     np.testing.assert_allclose(net.blobs["z"].diff, [[-loss_weight / 12, 0, loss_weight / 12]],
                                rtol=1e-5, atol=1e-7)
+
+
+@requires_caffe
+def test_eq1_layer_without_class_normalisation_and_no_gradient_to_masks(tmp_path):
+    net = _eq1_layer(tmp_path, 1.0, {"alpha": [0.5], "num_classes": 3,
+                                     "class_normalization": False}, propagate_masks=True)
+    assert float(net.blobs["loss"].data.ravel()[0]) == pytest.approx(np.log(8) / 2, rel=1e-6)
+    np.testing.assert_allclose(net.blobs["z"].diff, [[-0.25, 0, 0.25]], rtol=1e-5, atol=1e-7)
+    assert (net.blobs["m"].diff == 0).all()  # the groups are not learned through the loss
 
 
 # --- class groups at 101 classes, label -1 ------------------------------------------------------
@@ -134,6 +172,16 @@ def test_label_minus_one_is_refused_not_wrapped_to_the_last_class():
         cl.mean_class_accuracy(scores, np.array([0, -1, 2]))
     with pytest.raises(ValueError, match="labels must lie in"):
         cl.confusion_matrix(scores, np.array([0, 1, -1]))
+
+
+def test_per_class_table_with_a_class_never_seen_nor_predicted():
+    # 4 classes; class 2 has no video and is never predicted. Predictions 0, 1, 1, 3
+    scores = np.array([[5.0, 0, 0, 0], [0, 5.0, 0, 0], [0, 5.0, 0, 0], [0, 0, 0, 5.0]])
+    rows = cl.per_class_table(scores, np.array([0, 0, 1, 3]), ["a", "b", "c", "d"])
+    assert [(r.support, r.correct, r.most_confused_with) for r in rows] == \
+        [(2, 1, "b"), (1, 1, ""), (0, 0, ""), (1, 1, "")]
+    assert [r.recall for r in rows[:2]] + [rows[3].recall] == [0.5, 1.0, 1.0]
+    assert np.isnan(rows[2].recall)
 
 
 def test_results_fields_are_top1_and_mean_class_in_that_order():
@@ -213,3 +261,38 @@ def test_trained_stream_model_wins_over_imagenet_for_tower_layers(tmp_path):
     net = caffe.Net(str(target), str(tmp_path / "init.caffemodel"), caffe.TEST)
     assert (net.params["flow_t2/conv1_1"][0].data == 0.5).all()  # flow_t2/ <- the flow model
     assert (net.params["conv1_1"][0].data == 1.0).all()  # no "model" source: ImageNet, averaged
+
+
+def test_eq1_stays_finite_for_large_logits():
+    # row 0: softmax([1000, 999, 0]) = [1, e^-1, ~0] / (1 + e^-1); group {0, 1}:
+    #   -ln p0 - ln p1 = 2 ln(1 + e^-1) + 1
+    # row 1: softmax(log [1, 2, 1]) = [1/4, 1/2, 1/4]; group {0, 1}: ln 8
+    # (each row is shifted by its own maximum: one shift for the batch underflows row 1)
+    z = np.array([[1000.0, 999.0, 0.0], np.log([1.0, 2.0, 1.0])])
+    loss, (grad,) = group_loss([z], [np.array([[1.0, 1.0, 0.0]] * 2)], [1.0], 3)
+    row0 = 2 * np.log1p(np.exp(-1.0)) + 1.0
+    assert loss == pytest.approx((row0 + np.log(8)) / 2 / 3, rel=1e-12)
+    assert np.isfinite(grad).all()
+
+
+def test_log_sum_reading_by_hand_per_row():
+    # row 0: p = [1/4, 1/2, 1/4], group {0, 1}: -ln 3/4; row 1: p = [1/2, 1/4, 1/4],
+    # group {2}: -ln 1/4. Mean over the batch, times 1/N
+    z = np.log(np.array([[1.0, 2.0, 1.0], [2.0, 1.0, 1.0]]))
+    m = np.array([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    loss, (grad,) = group_loss([z], [m], [1.0], 3, reading="log_sum")
+    assert loss == pytest.approx((np.log(4 / 3) + np.log(4)) / 2 / 3, rel=1e-12)
+    # d/dz = p - m p / p(G): row 0: [1/4 - 1/3, 1/2 - 2/3, 1/4]; row 1: [1/2, 1/4, 1/4 - 1]
+    np.testing.assert_allclose(grad * 6, [[-1 / 12, -1 / 6, 1 / 4], [1 / 2, 1 / 4, -3 / 4]],
+                               atol=1e-12)
+
+
+def test_eq1_is_computed_in_double_precision_from_float32_blobs():
+    # Caffe hands float32 blobs; the loss is computed in float64 (float32 would be ~1e-7 off)
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((4, 101)).astype(np.float32) * 8
+    m = np.zeros((4, 101), np.float32)
+    m[:, :5] = 1
+    loss32, _ = group_loss([z], [m], [1.0], 101)
+    loss64, _ = group_loss([z.astype(np.float64)], [m.astype(np.float64)], [1.0], 101)
+    assert loss32 == loss64
