@@ -162,6 +162,74 @@ def test_lower_index_tie_break_holds_at_101_classes():
     assert masks.sum(axis=2).tolist() == [[5, 5], [3, 3], [1, 1]]
 
 
+def test_ties_keep_index_order_where_quicksort_would_not():
+    # 101 classes, scores in {0, 1, 2}: numpy's default (unstable) sort reorders equal scores
+    scores = np.random.default_rng(3).integers(0, 3, (4, 101)).astype(np.float32)
+    for tie_break, direction in (("lower_index", 1), ("higher_index", -1)):
+        order = rank_classes(scores, tie_break)
+        for row, ranked in zip(scores, order, strict=True):
+            assert (np.diff(row[ranked]) <= 0).all()  # best first
+            for value in (0, 1, 2):  # equal scores: indices ascending (lower) or descending
+                same = ranked[row[ranked] == value]
+                assert (np.diff(same) * direction > 0).all()
+
+
+def test_group_sizes_and_labels_at_their_limits():
+    scores = np.array([[3.0, 2.0, 1.0, 0.0]])
+    masks = form_class_groups(scores, [0], (4, 1))  # label 0 and a group of all N classes
+    assert masks[:, 0].tolist() == [[1, 1, 1, 1], [1, 0, 0, 0]]
+    for sizes in ((0,), (5,)):
+        with pytest.raises(ValueError, match=r"must lie in 1\.\.4"):
+            form_class_groups(scores, [0], sizes)
+
+
+def _group_layer(tmp_path, classes, params, force_backward=False):
+    import caffe
+    from caffe import layers as L
+    from caffe.net_spec import NetSpec
+
+    n = NetSpec()
+    n.score, n.label = L.Input(ntop=2, input_param={"shape": [{"dim": [2, classes]},
+                                                              {"dim": [2]}]})
+    sizes = json.loads(params or "{}").get("group_sizes", [5, 3, 1])
+    tops = L.Python(n.score, n.label, ntop=len(sizes), python_param={
+        "module": "co2fi_layers.class_groups", "layer": "ClassGroupLayer",
+        "param_str": params})
+    for i, t in enumerate(tops if len(sizes) > 1 else [tops]):
+        n[f"g{i}"] = t
+    n.out = L.Eltwise(*[n[f"g{i}"] for i in range(len(sizes))], n.score)
+    path = tmp_path / "groups.prototxt"
+    path.write_text(("force_backward: true\n" if force_backward else "") + str(n.to_proto()))
+    return caffe.Net(str(path), caffe.TRAIN)
+
+
+@requires_caffe
+def test_group_layer_defaults_and_no_gradient_to_the_grouper(tmp_path):
+    net = _group_layer(tmp_path, 5, "", force_backward=True)  # defaults: sizes 5, 3, 1
+    net.blobs["score"].data[...] = [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]]
+    net.blobs["label"].data[...] = [0, 0]
+    net.forward()
+    assert net.blobs["g0"].data.tolist() == [[1] * 5] * 2
+    # row 0 ranks 4, 3, 2, 1, 0: label 0 replaces class 2 in the top-3
+    assert net.blobs["g1"].data.tolist() == [[1, 0, 0, 1, 1], [1, 1, 1, 0, 0]]
+    assert net.blobs["g2"].data.tolist() == [[1, 0, 0, 0, 0], [1, 0, 0, 0, 0]]
+    net.blobs["out"].diff[...] = 1.0
+    net._backward(len(net.layers) - 1, 0)
+    assert (net.blobs["score"].diff == 1.0).all()  # only the Eltwise path: the groups add 0
+
+
+@requires_caffe
+@pytest.mark.parametrize("classes, params, message", [
+    (7, {"group_sizes": [5, 3, 1], "num_classes": 6}, "scores have 7 classes, param_str says 6"),
+    (4, {"group_sizes": [5, 3, 1]}, "4 classes cannot fill a top-5 group"),
+    (7, {"group_sizes": [5, 3, 1], "forced_gt": "drop"}, "bad forced_gt/tie_break: drop"),
+    (7, {"group_sizes": [5, 3, 1], "tie_break": "random"}, "bad forced_gt/tie_break"),
+])
+def test_group_layer_setup_errors(tmp_path, classes, params, message):
+    with pytest.raises(ValueError, match=message):
+        _group_layer(tmp_path, classes, json.dumps(params))
+
+
 def test_label_minus_one_is_refused_not_wrapped_to_the_last_class():
     with pytest.raises(ValueError, match=r"labels must lie in 0\.\.4: \[2, -1\]"):
         form_class_groups(np.zeros((2, 5)), [2, -1], (3, 1))
