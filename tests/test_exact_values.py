@@ -252,6 +252,16 @@ def test_per_class_table_with_a_class_never_seen_nor_predicted():
     assert np.isnan(rows[2].recall)
 
 
+def test_accuracies_and_table_rows_are_values_not_shared_state():
+    import dataclasses
+
+    acc = cl.evaluate(np.eye(3), np.array([0, 1, 2]))
+    row = cl.per_class_table(np.eye(3), np.array([0, 1, 2]))[0]
+    for value, field in ((acc, "top1"), (row, "recall")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, 0.0)
+
+
 def test_results_fields_are_top1_and_mean_class_in_that_order():
     # 4 videos: classes 0,0,0,1; predictions 0,0,0,0 -> top-1 3/4, mean class (1 + 0)/2
     scores = np.array([[1.0, 0.0]] * 4)
