@@ -137,6 +137,24 @@ def test_eq1_layer_scales_its_gradient_by_loss_weight(tmp_path, loss_weight):
 
 
 @requires_caffe
+def test_eq1_layer_refuses_a_mask_that_does_not_match_its_logits(tmp_path):
+    import caffe
+    from caffe import layers as L
+    from caffe.net_spec import NetSpec
+
+    n = NetSpec()
+    shapes = [[2, 4]] * 3 + [[2, 4], [2, 5], [2, 4]]  # the medium granularity's mask is wrong
+    tops = L.Input(ntop=6, input_param={"shape": [{"dim": d} for d in shapes]})
+    n.loss = L.Python(*tops, loss_weight=1.0, python_param={
+        "module": "co2fi_layers.group_loss", "layer": "GroupLossLayer",
+        "param_str": json.dumps({"alpha": [0.1, 0.1, 1.0], "num_classes": 4})})
+    path = tmp_path / "loss.prototxt"
+    path.write_text(str(n.to_proto()))
+    with pytest.raises(ValueError, match=r"logits \(2, 4\) and mask \(2, 5\) differ"):
+        caffe.Net(str(path), caffe.TRAIN)
+
+
+@requires_caffe
 def test_eq1_layer_without_class_normalisation_and_no_gradient_to_masks(tmp_path):
     net = _eq1_layer(tmp_path, 1.0, {"alpha": [0.5], "num_classes": 3,
                                      "class_normalization": False}, propagate_masks=True)
@@ -351,6 +369,19 @@ def test_eq1_stays_finite_for_large_logits():
     row0 = 2 * np.log1p(np.exp(-1.0)) + 1.0
     assert loss == pytest.approx((row0 + np.log(8)) / 2 / 3, rel=1e-12)
     assert np.isfinite(grad).all()
+
+
+def test_log_sum_reading_stays_finite_when_the_group_is_unlikely():
+    # row 1: p(class 1) = e^-800 / (1 + 2 e^-800): -ln p(G) = 800 + ln(1 + 2 e^-800) = 800
+    z = np.array([np.log([1.0, 2.0, 1.0]), [800.0, 0.0, 0.0]])
+    m = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]])
+    loss, (grad,) = group_loss([z], [m], [1.0], 3, reading="log_sum",
+                               class_normalization=False)
+    assert loss == pytest.approx((np.log(4 / 3) + 800.0) / 2, rel=1e-12)
+    # d/dz = p - m p / p(G): row 1 = [1, e^-800 - 1, e^-800] -> [1, -1, 0]; halved (batch 2).
+    # Computing m p / p(G) as exp(logp - ln p(G)) overflowed to 0 * inf = NaN at class 0.
+    np.testing.assert_allclose(grad[1], [0.5, -0.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(grad[0], [-1 / 24, -1 / 12, 1 / 8], atol=1e-12)
 
 
 def test_log_sum_reading_by_hand_per_row():
