@@ -109,10 +109,6 @@ def error_line(exc: BaseException) -> str:
     return str(exc)
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
 def writable_folder(path: str | os.PathLike[str], flag: str = "output folder") -> Path:
     """Create ``path`` (parents too); ValueError naming ``flag`` when it is a file or cannot be
     made."""

@@ -156,3 +156,76 @@ def test_error_line_drops_pythons_errno_prefix():
     assert safe_io.error_line(FileNotFoundError(errno.ENOENT, "No such file", "/a/b")) == \
         "/a/b: no such file or folder"
     assert safe_io.error_line(ValueError("plain")) == "plain"
+
+
+def test_atomic_path_writes_beside_the_target_under_a_hidden_temporary_name(tmp_path):
+    target = tmp_path / "new" / "deep" / "s.h5"  # folders made as needed
+    with safe_io.atomic_path(target) as tmp:
+        assert tmp.parent == target.parent  # same file system: os.replace is atomic
+        assert tmp.name.startswith(".s.h5.") and tmp.suffix == ".tmp"  # no *.h5 glob sees it
+        tmp.write_text("x")
+    assert target.read_text() == "x" and os.listdir(target.parent) == ["s.h5"]
+
+
+def test_writable_folder_makes_parents_and_names_the_flag(tmp_path):
+    assert safe_io.writable_folder(tmp_path / "a" / "b", "--out").is_dir()
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match=r"^--out .*f: is a file, not a folder$"):
+        safe_io.writable_folder(tmp_path / "f", "--out")
+    with pytest.raises(ValueError, match=r"--out .*: a path component is a file"):
+        safe_io.writable_folder(tmp_path / "f" / "sub", "--out")
+
+
+def _refused_by_another_process(folder: Path) -> bool:
+    code = ("import sys; from co2fi_tools.safe_io import FolderLock, LockHeld\n"
+            f"try:\n    FolderLock({str(folder)!r}, 'x').acquire()\n"
+            "except LockHeld:\n    sys.exit(3)\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 3
+
+
+def test_inner_release_of_a_reentrant_lock_keeps_the_outer_one(tmp_path):
+    outer = FolderLock(tmp_path, "demo").acquire()
+    with FolderLock(tmp_path, "experiment"):
+        pass
+    assert _refused_by_another_process(tmp_path)
+    outer.release()
+    outer.release()  # twice, or never acquired: nothing happens
+    FolderLock(tmp_path / "other").release()
+    assert not _refused_by_another_process(tmp_path)
+
+
+def test_takeover_note_says_whether_the_recorded_holder_still_runs(tmp_path, capsys):
+    import socket
+
+    # a lock file naming a live process of this host that does not hold the lock (pid reuse)
+    (tmp_path / ".lock").write_text(json.dumps({"pid": os.getppid(), "job": "x",
+                                                "host": socket.gethostname()}))
+    with FolderLock(tmp_path, "y"):
+        pass
+    err = capsys.readouterr().err
+    assert f"pid {os.getppid()}" in err and "no longer running" not in err
+
+
+def test_lock_retries_when_the_file_it_opened_was_removed_meanwhile(tmp_path, monkeypatch):
+    real_stat = os.stat
+    calls = []
+
+    def racing_stat(path, *args, **kwargs):
+        if str(path).endswith(".lock") and not calls:
+            calls.append(path)
+            raise FileNotFoundError(path)  # the holder released and removed it
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", racing_stat)
+    with FolderLock(tmp_path, "x") as lock:
+        assert calls and lock.path.exists()
+
+
+def test_os_error_without_errno_keeps_its_message():
+    assert safe_io.os_error_cause(OSError("odd failure")) == "odd failure"
+    assert safe_io.error_line(OSError("odd failure")) == "odd failure"
+
+
+def test_settings_compare_paths_and_tuples_as_json():
+    recorded = {"data_root": "/d", "size": [1, 2]}
+    assert safe_io.settings_diff(recorded, {"data_root": Path("/d"), "size": (1, 2)}) == []
