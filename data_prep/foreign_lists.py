@@ -88,6 +88,35 @@ def _check(path: Path, frames_root: Path | None, num_classes: int | None,
                                             f"{missing[0]}"))
 
 
+def _check_entries(found: FoundLists, problems: list[DataError]) -> None:
+    """A video listed twice, or a test video in the training list, is a problem."""
+    reported: set[str] = set()
+    for m in MODALITIES:
+        videos: dict[str, set[str]] = {}
+        for s in SUBSETS:
+            path = found.files[(m, s)]
+            try:
+                records = frames.read_list(path, "")
+            except DataError:
+                continue  # already reported by _check
+            first: dict[tuple[str, int], int] = {}  # (folder, offset): clips of one video
+            for number, record in enumerate(records, 1):
+                key = (record.path, record.offset)
+                if key in first and str(path) not in reported:
+                    reported.add(str(path))
+                    problems.append(DataError(path, f"video {record.path!r} listed twice "
+                                                    f"(entries {first[key]} and {number})"))
+                first.setdefault(key, number)
+            videos[s] = {folder for folder, _ in first}
+        leaked = sorted(videos.get("train", set()) & videos.get("val", set()))
+        val = found.files[(m, "val")]
+        if leaked and f"leak {val}" not in reported:
+            reported.add(f"leak {val}")
+            problems.append(DataError(val, f"{len(leaked)} test videos are also in the training "
+                                           f"list {found.files[(m, 'train')].name}, e.g. "
+                                           f"{leaked[0]!r}"))
+
+
 def _subset_lines(path: Path, keep: set[str]) -> str:
     """The lines of a list whose frame folder is in ``keep``, unchanged."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -123,6 +152,7 @@ def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
     problems: list[DataError] = []
     for path in sorted(set(found.files.values())):
         _check(path, root, num_classes, problems)
+    _check_entries(found, problems)
     if problems:
         raise DataError(list_dir, "; ".join(str(p) for p in problems))
     out = Path(out_dir)

@@ -99,3 +99,28 @@ def test_lists_into_a_file_is_one_line(tiny_dataset, tmp_path, capsys):  # noqa:
     assert rc == 2 and capsys.readouterr().err.strip() == f"error: {out}: output folder is a file"
 
 
+
+
+def _foreign(tmp_path, train, val):
+    from data_prep.foreign_lists import adopt_lists
+
+    d = tmp_path / "tsn"
+    d.mkdir()
+    for m in ("rgb", "flow"):
+        (d / f"ucf101_{m}_train_split_1.txt").write_text("".join(f"{v} 30 0\n" for v in train))
+        (d / f"ucf101_{m}_val_split_1.txt").write_text("".join(f"{v} 30 0\n" for v in val))
+    return lambda: adopt_lists(d, "ucf101", 1, tmp_path / "lists")
+
+
+def test_foreign_lists_with_a_duplicate_or_a_leaked_test_video_are_refused(tmp_path):
+    adopt = _foreign(tmp_path, ["v_a", "v_b", "v_a"], ["v_c"])
+    with pytest.raises(DataError, match=r"ucf101_rgb_train_split_1\.txt: video 'v_a' listed "
+                                        r"twice \(entries 1 and 3\)"):
+        adopt()
+    (tmp_path / "tsn").rename(tmp_path / "old")
+    adopt = _foreign(tmp_path, ["v_a", "v_b"], ["v_b", "v_c"])
+    with pytest.raises(DataError, match=r"ucf101_rgb_val_split_1\.txt: 1 test videos are also "
+                                        r"in the training list ucf101_rgb_train_split_1\.txt, "
+                                        r"e\.g\. 'v_b'"):
+        adopt()
+    assert not (tmp_path / "lists").exists()
