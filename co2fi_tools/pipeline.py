@@ -93,11 +93,13 @@ def experiment_settings(exp: Experiment) -> dict:
 def claim_output(out: Path, settings: dict, remedy: str = "use another --out, or delete it to "
                  "start over") -> None:
     """Check ``settings`` against those ``out`` was made with (SettingsMismatch naming each
-    difference and ``remedy``) and record them; the caller holds ``out``'s lock."""
+    difference and ``remedy``) and record them; the caller holds ``out``'s lock. Settings not
+    recorded yet (the demo records its own before the experiment's) are added, not compared."""
     path = out / SETTINGS_FILE
     recorded = read_settings(path)
     if recorded is not None:
-        check_settings(out, recorded, settings, remedy)
+        check_settings(out, recorded, {k: v for k, v in settings.items() if k in recorded},
+                       remedy)
     record_settings(path, {**(recorded or {}), **settings})
 
 

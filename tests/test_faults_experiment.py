@@ -229,3 +229,12 @@ def test_os_error_without_errno_keeps_its_message():
 def test_settings_compare_paths_and_tuples_as_json():
     recorded = {"data_root": "/d", "size": [1, 2]}
     assert safe_io.settings_diff(recorded, {"data_root": Path("/d"), "size": (1, 2)}) == []
+
+
+def test_demo_and_experiment_settings_share_one_record(tmp_path):
+    pipeline.claim_output(tmp_path, {"num_classes": 4, "frames": 8})  # the demo's
+    pipeline.claim_output(tmp_path, {"num_classes": 4, "split": 1})  # the experiment's
+    assert json.loads((tmp_path / "experiment.json").read_text()) == \
+        {"num_classes": 4, "frames": 8, "split": 1}
+    with pytest.raises(SettingsMismatch, match="split: 1 before, 2 now"):
+        pipeline.claim_output(tmp_path, {"num_classes": 4, "split": 2})
