@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from co2fi_layers import frames
+from co2fi_tools.safe_io import atomic_write_text
 from data_prep.errors import DataError
 from data_prep.lists import ListItem, fraction_tag, stratified_subset
 from netgen import paper
@@ -169,9 +170,7 @@ def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
         keep = {i.frame_dir for i in stratified_subset(items, fraction, seed)}
         for m in MODALITIES:
             path = out / f"{m}_train_split{split}_{fraction_tag(fraction)}.txt"
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            tmp.write_text(_subset_lines(found.files[(m, "train")], keep), encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write_text(path, _subset_lines(found.files[(m, "train")], keep))
             written.append(path)
     return Adopted(found, written)
 
