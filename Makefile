@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.co2fi-$(REQ_HASH)
 
-.PHONY: demo test venv caffe caffe-cuda caffe-cuda-compile caffe-cpp-tests netgen lint bench clean-venv
+.PHONY: demo test venv caffe caffe-cuda caffe-cuda-compile caffe-cpp-tests netgen lint bench mutation clean-venv
 
 demo: caffe                        ## the main job: synthetic data -> training -> evaluation -> tables
 	$(PY) tools/demo.py $(DEMO_ARGS)
@@ -47,6 +47,9 @@ lint: venv
 bench: caffe                       ## benchmarks: print figures and ratios (not tests)
 	$(PY) tools/bench_nets.py
 	$(PY) tools/bench_data.py
+
+mutation: caffe                    ## mutation score per core module (tools/mutation.py; not in CI)
+	$(PY) tools/mutation.py $(MUTATION_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -45,7 +45,8 @@ def group_loss_terms(
         top = masked.max(axis=1, keepdims=True)
         log_group = top[:, 0] + np.log(np.exp(masked - top).sum(axis=1))
         loss = -log_group
-        grad = p - m * np.exp(logp - log_group[:, None])
+        # exp of -inf outside the group: 0, where logp - log_group could overflow (0 * inf)
+        grad = p - m * np.exp(masked - log_group[:, None])
     return loss, grad
 
 

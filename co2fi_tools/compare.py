@@ -28,9 +28,9 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 from co2fi_tools import paper_tables as pt
+from co2fi_tools.safe_io import atomic_write_text, error_line
 
 RESULTS_SCHEMA = "co2fi-results/1"
 RESULT_STREAMS: tuple[str, ...] = ("appearance", "motion", "two-stream")
@@ -84,7 +84,10 @@ def read_results(path: str | os.PathLike) -> list[ResultRow]:
     path = os.fspath(path)
     if path.endswith(".json"):
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            try:
+                data = json.load(handle)
+            except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+                raise ValueError(f"{path}: not valid JSON ({err})") from None
         if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:
             raise ValueError(f"{path}: expected a JSON object with schema {RESULTS_SCHEMA!r}")
         records = data.get("results", [])
@@ -117,12 +120,7 @@ def write_results(path: str | os.PathLike, rows: Sequence[ResultRow]) -> None:
 
 def _write_text(path: str | os.PathLike, text: str) -> None:
     """Atomic: a temporary file in the same folder, then rename."""
-    path = os.fspath(path)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def upsert_result(path: str | os.PathLike, row: ResultRow) -> None:
@@ -305,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         results = read_results(args.results)
         sections = build_comparison(results, args.tables, source=args.results)
     except (OSError, ValueError) as err:
-        print(f"compare: {err}", file=sys.stderr)
+        print(f"compare: {error_line(err)}", file=sys.stderr)
         return 2
     if not sections:
         print(f"compare: {args.results}: no result maps to tables {args.tables}", file=sys.stderr)

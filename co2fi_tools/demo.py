@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from co2fi_tools.pipeline import Experiment, log, run_experiment
+from co2fi_tools.pipeline import Experiment, claim_output, log, run_experiment
+from co2fi_tools.safe_io import FolderLock, error_line
 from co2fi_tools.stages import DEMO_METHODS, METHODS
 from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted
 
@@ -44,6 +45,17 @@ def prepare_synthetic(root: Path, classes: int, clips: int, frames: int, flow: s
         raise SystemExit(f"demo: building the lists failed (exit {rc}); see above")
 
 
+DEMO_REMEDY = "use another --out, or delete it to start over"
+
+
+def demo_settings(args: argparse.Namespace) -> dict:
+    """The demo's settings that change its data and results (its folder's fingerprint)."""
+    return {"dataset": "synthetic", "num_classes": args.classes,
+            "clips_per_class": args.clips_per_class, "frames": args.frames, "flow": args.flow,
+            "seed": args.seed, "max_iter": args.max_iter,
+            "fusion_max_iter": args.max_iter or args.fusion_iters, "preset": "small"}
+
+
 def main(argv: list[str] | None = None) -> int:
     # Caffe's INFO lines go to each run's train.log; the console shows progress only.
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -70,15 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     out = Path(args.out).expanduser().absolute()  # the user's path, resolved once
     data = out / "data" / "synthetic"
-    prepare_synthetic(data, args.classes, args.clips_per_class, args.frames, args.flow,
-                      args.workers, args.seed)
-    exp = Experiment(dataset="synthetic", data_root=data, num_classes=args.classes, out=out,
-                     preset="small", methods=tuple(args.methods), backend=args.backend,
-                     seed=args.seed, max_iter=args.max_iter,
-                     fusion_max_iter=args.max_iter or args.fusion_iters,
-                     class_names=list(read_class_index(data / "splits" / "classInd.txt")))
     try:
-        summary = run_experiment(exp)
+        with FolderLock(out, "demo"):
+            # before anything is made or reused: a 10-class rerun into a 4-class demo stops here
+            claim_output(out, demo_settings(args), DEMO_REMEDY)
+            prepare_synthetic(data, args.classes, args.clips_per_class, args.frames, args.flow,
+                              args.workers, args.seed)
+            exp = Experiment(dataset="synthetic", data_root=data, num_classes=args.classes,
+                             out=out, preset="small", methods=tuple(args.methods),
+                             backend=args.backend, seed=args.seed, max_iter=args.max_iter,
+                             fusion_max_iter=args.max_iter or args.fusion_iters,
+                             class_names=list(read_class_index(data / "splits" /
+                                                               "classInd.txt")))
+            summary = run_experiment(exp)
     except TrainingInterrupted as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -86,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("demo: interrupted; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (OSError, ValueError, RuntimeError) as exc:
-        print(f"demo: error: {exc}", file=sys.stderr)
+        print(f"demo: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print()
     print(summary["tables"])

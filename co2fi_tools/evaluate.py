@@ -5,7 +5,10 @@ single-stream net (Table 1) scores every frame / flow stack of every period; a f
 (Table 2) scores every period; the appearance- and motion-centred models' scores are added,
 as are the appearance and motion streams of Table 1 ("2-stream"). Scores are the raw class
 scores before the deploy net's softmax, as TSN sums them (docs/EVALUATION.md for the switch).
-Score files are written per video and resume (co2fi_tools.scores.ScoreWriter).
+Score files are written per video and resume (co2fi_tools.scores.ScoreWriter); one evaluation
+at a time holds ``<out>/scores/.lock``. Weights are checked against their deploy net before Caffe
+loads them (co2fi_tools.weight_fit), and the net's class count against the experiment's before a
+score file is made.
 """
 
 from __future__ import annotations
@@ -69,17 +72,23 @@ class DeployNet:
     def __init__(self, prototxt: Path, weights: Path, gpu: int = -1) -> None:
         import caffe
 
+        from co2fi_tools.weight_fit import check_weights_fit
+
         if gpu >= 0:
             caffe.set_device(gpu)
             caffe.set_mode_gpu()
         else:
             caffe.set_mode_cpu()
         self.net = caffe.Net(os.fspath(prototxt), caffe.TEST)
-        check_weights(self.net, prototxt, weights)
-        self.net.copy_from(os.fspath(weights))
         if "prob" not in self.net.bottom_names:
             raise ValueError(f"{prototxt}: a deploy net must end in a Softmax layer named 'prob'")
         self.score_blob = self.net.bottom_names["prob"][0]
+        # shapes, class count and modality checked here: Caffe would CHECK-abort on a misfit
+        check_weights_fit(self.net, prototxt, weights, self.score_blob)
+        # then: every parameter layer present (Caffe would leave a missing one untrained)
+        check_weights(self.net, prototxt, weights)
+        self.net.copy_from(os.fspath(weights))
+        self.num_classes = int(self.net.blobs[self.score_blob].data.shape[-1])
         self.inputs = list(self.net.inputs)
         self.batch = self.net.blobs[self.inputs[0]].data.shape[0]
 
@@ -132,6 +141,9 @@ def evaluate_variant(exp, variant: str, weights: Path, class_names: list[str],
     from co2fi_tools.scores import ScoreWriter
 
     net = DeployNet(exp.net_file(variant, "deploy"), weights, exp.gpu)
+    if net.num_classes != len(class_names):
+        raise ValueError(f"{weights}: the net {variant} scores {net.num_classes} classes, this "
+                         f"evaluation has {len(class_names)} (--num-classes / class names)")
     source = period_source(exp, _variant_delta(variant), _input_size(net))
     stream = (STREAM_NAMES[variant.rsplit("_", 1)[1]] if not variant.endswith("_centred")
               else STREAM_NAMES[variant.rsplit("_", 2)[1]] + "_centred")
@@ -166,15 +178,17 @@ def _input_size(net: DeployNet) -> int:
 def evaluate_methods(exp, finals: dict[str, Path], results_path: Path) -> list[dict]:
     """Score files, accuracies, confusion matrices and per-class tables of every method."""
     from co2fi_tools import evaluate_scores as es
+    from co2fi_tools.safe_io import FolderLock
 
     class_names = _class_names(exp)
     score_dir = exp.out / "scores"
     files: dict[str, Path] = {}
-    for method in exp.methods:
-        for variant in method_variants(method):
-            if variant not in files:
-                files[variant] = evaluate_variant(exp, variant, finals[variant], class_names,
-                                                  score_dir / f"{variant}.h5")
+    with FolderLock(score_dir, "evaluation"):
+        for method in exp.methods:
+            for variant in method_variants(method):
+                if variant not in files:
+                    files[variant] = evaluate_variant(exp, variant, finals[variant],
+                                                      class_names, score_dir / f"{variant}.h5")
     records = []
     for method in exp.methods:
         parts = [es.Selection(str(files[v]), ()) for v in method_variants(method)]
@@ -234,12 +248,27 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"co2fi-evaluate: error: not trained yet: {missing}", file=sys.stderr)
         return 1
+    from co2fi_tools.safe_io import LockHeld, error_line
+
     try:
-        evaluate_methods(exp, finals, exp.out / "results.json")
-    except (OSError, ValueError) as exc:
-        print(f"co2fi-evaluate: error: {exc}", file=sys.stderr)
+        records = evaluate_methods(exp, finals, exp.out / "results.json")
+    except (OSError, ValueError, LockHeld) as exc:
+        print(f"co2fi-evaluate: error: {error_line(exc)}", file=sys.stderr)
         return 1
+    print(format_records(records))
+    print(f"written to {exp.out / 'results.json'}")
     return 0
+
+
+def format_records(records: list[dict]) -> str:
+    """One line a result: method, stream, top-1, mean class accuracy, top-5 (percent)."""
+    lines = []
+    for r in records:
+        top5 = "" if r.get("top5") is None else f", top-5 {100 * r['top5']:.2f}%"
+        lines.append(f"{r['method']} ({r['stream']}, {r['dataset']} split {r['split']}): "
+                     f"top-1 {100 * r['accuracy']:.2f}%, mean class accuracy "
+                     f"{100 * r['mean_class_accuracy']:.2f}%{top5}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ interrupted run resumes where it stopped:
     out/results.json                           accuracies, the input of co2fi_tools.compare
     out/comparison.md, comparison.csv          ours beside the paper's Tables 1-3
     out/plots/<variant>/*.png                  training curves
+    out/experiment.json                        the settings the results were made with
+    out/.lock                                  held while an experiment writes here
+
+A rerun into ``out`` with settings that would change the results (dataset, class count, preset,
+split, seed, iterations, ImageNet weights, class names) stops and names what differs, instead of
+reusing or overwriting the old work; methods may be added.
 """
 
 from __future__ import annotations
@@ -20,7 +26,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from co2fi_tools.runs import atomic_write_text
+from co2fi_tools.safe_io import (
+    FolderLock,
+    atomic_write_text,
+    check_settings,
+    error_line,
+    read_settings,
+    record_settings,
+)
 from co2fi_tools.stages import METHODS, Stage, plan
 from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
 from netgen.presets import get_preset
@@ -61,6 +74,33 @@ class Experiment:
 
     def run_dir(self, variant: str) -> Path:
         return self.out / "runs" / variant
+
+
+#: The settings record of an experiment folder.
+SETTINGS_FILE = "experiment.json"
+
+
+def experiment_settings(exp: Experiment) -> dict:
+    """The settings that change an experiment's results (what its folder is fingerprinted by);
+    methods, backend, GPUs and snapshots kept do not."""
+    return {"dataset": exp.dataset, "num_classes": exp.num_classes, "preset": exp.preset,
+            "split": exp.split, "seed": exp.seed, "max_iter": exp.max_iter,
+            "fusion_max_iter": exp.fusion_max_iter, "imagenet": dict(sorted(exp.imagenet.items())),
+            "class_names": list(exp.class_names),
+            "data_root": os.path.abspath(exp.data_root)}
+
+
+def claim_output(out: Path, settings: dict, remedy: str = "use another --out, or delete it to "
+                 "start over") -> None:
+    """Check ``settings`` against those ``out`` was made with (SettingsMismatch naming each
+    difference and ``remedy``) and record them; the caller holds ``out``'s lock. Settings not
+    recorded yet (the demo records its own before the experiment's) are added, not compared."""
+    path = out / SETTINGS_FILE
+    recorded = read_settings(path)
+    if recorded is not None:
+        check_settings(out, recorded, {k: v for k, v in settings.items() if k in recorded},
+                       remedy)
+    record_settings(path, {**(recorded or {}), **settings})
 
 
 def log(msg: str) -> None:
@@ -152,10 +192,15 @@ def write_comparison(results_path: Path, out_stem: Path) -> str:
 
 def run_experiment(exp: Experiment) -> dict:
     """Train, evaluate and compare; returns the results records."""
+    stages = plan(exp.methods)  # ValueError for unknown methods, before anything is written
+    with FolderLock(exp.out, "experiment"):
+        claim_output(exp.out, experiment_settings(exp))
+        return _run_locked(exp, stages)
+
+
+def _run_locked(exp: Experiment, stages: list[Stage]) -> dict:
     from co2fi_tools.evaluate import evaluate_methods
 
-    stages = plan(exp.methods)  # ValueError for unknown methods, before anything is written
-    exp.out.mkdir(parents=True, exist_ok=True)
     log(f"{len(stages)} training stages for {', '.join(exp.methods)}")
     generate_nets(exp, stages)
     finals = train_stages(exp, stages)
@@ -185,7 +230,8 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
             raise FileNotFoundError(f"--videos {videos}: no such folder")
         log(f"extracting frames and {flow} flow of {videos} into {frames}")
         if extract.main([str(videos), str(frames), "--flow", flow, "--workers", str(workers)]):
-            raise RuntimeError(f"extraction failed for some videos of {videos} (see above)")
+            raise RuntimeError(f"extraction of {videos} stopped or failed for some videos "
+                               "(see above)")
     elif rawframes is not None:
         if not rawframes.is_dir():
             raise FileNotFoundError(f"--rawframes {rawframes}: no such folder")
@@ -272,6 +318,40 @@ def dataset_class_names(dataset: str, splits_dir: Path | None, split: int,
     return names
 
 
+def gpu_usable(gpu: int) -> bool:
+    """Whether this Caffe build can run on GPU ``gpu``. Probed in a child process: Caffe aborts
+    (CHECK) on a CPU-only build or a missing device."""
+    import subprocess
+    import sys
+
+    code = f"import caffe; caffe.set_mode_gpu(); caffe.set_device({int(gpu)})"
+    env = dict(os.environ, GLOG_minloglevel="3")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def choose_gpu(gpu: int | None, usable=gpu_usable) -> int:
+    """``--gpu``: None picks GPU 0 when usable, else the CPU (-1, said on stderr); an explicit
+    GPU that is not usable is a ValueError with the hint."""
+    import sys
+
+    if gpu is not None and gpu < 0:
+        return -1
+    if usable(0 if gpu is None else gpu):
+        return 0 if gpu is None else gpu
+    if gpu is None:
+        print("run_experiment: no usable GPU (CPU-only Caffe build, or no device): running on "
+              "the CPU; --gpu N to insist", file=sys.stderr)
+        return -1
+    raise ValueError(f"--gpu {gpu}: this Caffe build cannot use GPU {gpu} (a CPU-only build, "
+                     "or no such device); use --gpu -1 for the CPU, or build with "
+                     "tools/install_caffe.sh --cuda on")
+
+
 def main(argv: list[str] | None = None) -> int:
     # Caffe's INFO lines go to each run's train.log; the console shows progress only.
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -303,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=list(METHODS)[:6] + list(METHODS)[7:],
                     choices=list(METHODS))
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--gpu", type=int, default=0, help="GPU id; -1 for the CPU")
+    ap.add_argument("--gpu", type=int, default=None,
+                    help="GPU id; -1 for the CPU (default: GPU 0 when this Caffe build can use "
+                         "it, else the CPU)")
     ap.add_argument("--gpus", help="train data-parallel on these GPUs, e.g. 0,1 (pycaffe NCCL; "
                                    "evaluation uses the first)")
     ap.add_argument("--batch-per-gpu", type=int,
@@ -338,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
 
             gpus = parse_gpus(args.gpus)
             args.gpu = gpus[0]
+        else:
+            args.gpu = choose_gpu(args.gpu)
         layout = layout_params(args) if (args.rawframes or args.lists) else None
         root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
                                args.videos, args.rawframes, args.flow, args.workers,
@@ -359,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         print("run_experiment: interrupted; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (OSError, ValueError, RuntimeError) as exc:
-        print(f"run_experiment: error: {exc}", file=sys.stderr)
+        print(f"run_experiment: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(summary["tables"])
     return 0

@@ -201,6 +201,19 @@ def _models(args: argparse.Namespace) -> tuple[list[Model], Path | None]:
     return models, data_root
 
 
+def check_models_fit(models: list[Model]) -> None:
+    """WeightsMisfit (one line) for the first model whose weights do not fit its deploy net."""
+    import caffe
+
+    from co2fi_tools.weight_fit import check_weights_fit
+
+    for model in models:
+        net = caffe.Net(os.fspath(model.deploy), caffe.TEST)
+        score = net.bottom_names["prob"][0] if "prob" in net.bottom_names else None
+        check_weights_fit(net, model.deploy, model.weights, score)
+        del net
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     args = parse_args(argv)
@@ -218,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             names = None
         if not args.video.is_file():
             raise FileNotFoundError(f"{args.video}: video not found")
+        check_models_fit(models)  # before the extraction, which takes a while
         with tempfile.TemporaryDirectory(prefix="co2fi-predict-") as tmp:
             root = args.keep_frames or Path(tmp)
             frames_dir = root / rawframes.video_id(args.video)

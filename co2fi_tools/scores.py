@@ -11,6 +11,9 @@ Schema ``co2fi-scores/1`` (docs/EVALUATION.md):
 
 ``ScoreWriter`` writes ``<path>.partial`` and renames it to ``<path>`` once every video is done,
 so a file at ``<path>`` is always complete; an interrupted evaluation resumes from the partial file.
+A partial file that cannot be read (truncated by a kill or a full disk), or that was made for
+other settings and holds no finished video yet, is started over, and said so; one made for other
+settings that holds finished videos is named with what differs.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import h5py
 import numpy as np
 
 from co2fi_tools.classification import ClassRow
+from co2fi_tools.safe_io import atomic_path, atomic_write_text, os_error_cause
 
 SCHEMA = "co2fi-scores/1"
 SCORE_KINDS: tuple[str, ...] = ("raw", "probability")
@@ -131,9 +135,8 @@ def save_scores(path: str | os.PathLike, score_file: ScoreFile) -> None:
     if len(set(shapes.values())) != 1:
         raise ValueError(f"{path}: streams differ in shape: {shapes}")
     shape = next(iter(shapes.values()))
-    tmp = f"{path}.tmp{os.getpid()}"
     try:
-        with h5py.File(tmp, "w") as h5:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
             _create_layout(h5, list(score_file.scores), shape, score_file.labels,
                            score_file.video_ids, score_file.class_names,
                            _attrs(score_file.dataset, score_file.split, score_file.net,
@@ -142,10 +145,8 @@ def save_scores(path: str | os.PathLike, score_file: ScoreFile) -> None:
                 h5["scores"][name][...] = scores
             done = score_file.done if score_file.done is not None else np.ones(shape[0], bool)
             h5["done"][...] = done
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{path}: cannot write scores: {os_error_cause(exc)}") from exc
 
 
 class ScoreWriter:
@@ -172,28 +173,65 @@ class ScoreWriter:
             attrs=_attrs(dataset, split, net, iteration, score_kind),
             labels=np.asarray(labels, dtype=np.int64), video_ids=list(video_ids),
             class_names=list(class_names))
+        #: Why an existing partial file was started over (None: it was not).
+        self.restarted: str | None = None
         if self.path.exists():
             self._check_matches(self.path)
             self._h5 = h5py.File(self.path, "r")
             self._complete = True
-        elif self.partial.exists():
-            self._check_matches(self.partial)
+        elif self.partial.exists() and self._resumable():
             self._h5 = h5py.File(self.partial, "r+")
             self._complete = False
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._h5 = h5py.File(self.partial, "w")
-            try:
-                _create_layout(self._h5, self.streams, self._shape, self._expected["labels"],
-                               self._expected["video_ids"], self._expected["class_names"],
-                               self._expected["attrs"])
-                self._h5.flush()
-            except Exception:
-                self._h5.close()
-                self.partial.unlink()
-                raise
+            self._create()
             self._complete = False
         self._done = self._h5["done"][()].astype(bool)
+
+    def _create(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._h5 = h5py.File(self.partial, "w")
+        except OSError as exc:
+            raise OSError(exc.errno, f"{self.partial}: cannot create score file: "
+                          f"{os_error_cause(exc)}") from exc
+        try:
+            _create_layout(self._h5, self.streams, self._shape, self._expected["labels"],
+                           self._expected["video_ids"], self._expected["class_names"],
+                           self._expected["attrs"])
+            self._h5.flush()
+        except Exception as exc:
+            self._h5.close()
+            self.partial.unlink()
+            if isinstance(exc, OSError):
+                raise OSError(exc.errno, f"{self.partial}: cannot write scores: "
+                              f"{os_error_cause(exc)}") from exc
+            raise
+
+    def _resumable(self) -> bool:
+        """Whether the partial file can be resumed; False (after saying why on stderr) when it
+        is unreadable or was made for other settings and holds no finished video; ValueError
+        when it holds finished videos of other settings."""
+        import sys
+
+        try:
+            with h5py.File(self.partial, "r") as h5:
+                found = _read(h5, str(self.partial))
+        except (OSError, KeyError, ValueError) as err:
+            self.restarted = f"unreadable ({type(err).__name__}: truncated or corrupt)"
+        else:
+            problems = self._problems(found)
+            if not problems:
+                return True
+            if found.done is not None and found.done.any():
+                raise ValueError(
+                    f"{self.partial}: unfinished score file of another evaluation "
+                    f"({int(found.done.sum())} videos scored; " + "; ".join(problems)
+                    + "). Delete it to start over, or rerun with its settings.")
+            self.restarted = "made for other settings (" + "; ".join(problems) + \
+                "), no video scored yet"
+        print(f"note: {self.partial}: {self.restarted}; starting it over", file=sys.stderr)
+        self.partial.unlink()
+        return False
 
     def _check_matches(self, existing: Path) -> None:
         try:
@@ -202,6 +240,12 @@ class ScoreWriter:
         except (OSError, KeyError) as err:
             raise ValueError(f"{existing}: cannot resume, the file is unreadable ({err}); "
                              f"delete it to start over") from err
+        problems = self._problems(found)
+        if problems:
+            raise ValueError(f"{existing}: existing score file does not match this evaluation: "
+                             + "; ".join(problems) + ". Delete it or choose another path.")
+
+    def _problems(self, found: ScoreFile) -> list[str]:
         expected = self._expected
         problems = []
         for key, want in expected["attrs"].items():
@@ -219,9 +263,7 @@ class ScoreWriter:
                 problems.append(f"{key} differ")
         if not np.array_equal(found.labels, expected["labels"]):
             problems.append("labels differ")
-        if problems:
-            raise ValueError(f"{existing}: existing score file does not match this evaluation: "
-                             + "; ".join(problems) + ". Delete it or choose another path.")
+        return problems
 
     @property
     def num_done(self) -> int:
@@ -241,14 +283,22 @@ class ScoreWriter:
         if sorted(scores) != sorted(self.streams):
             raise ValueError(f"{self.partial}: write() needs scores of streams "
                              f"{sorted(self.streams)}, got {sorted(scores)}")
-        for stream, values in scores.items():
-            values = np.asarray(values, dtype=np.float32)
+        arrays = {stream: np.asarray(values, dtype=np.float32)
+                  for stream, values in scores.items()}
+        for stream, values in arrays.items():
             if values.shape != self._shape[1:]:
                 raise ValueError(f"{self.partial}: stream {stream!r} video {video_idx}: scores "
                                  f"shape {values.shape}, expected {self._shape[1:]}")
-            self._h5["scores"][stream][video_idx] = values
-        self._h5["done"][video_idx] = True
-        self._h5.flush()
+        try:
+            for stream, values in arrays.items():
+                self._h5["scores"][stream][video_idx] = values
+            self._h5.flush()  # the scores reach the file before the video is marked done
+            self._h5["done"][video_idx] = True
+            self._h5.flush()
+        except (OSError, RuntimeError) as exc:
+            cause = os_error_cause(exc) if isinstance(exc, OSError) else str(exc)
+            raise OSError(getattr(exc, "errno", None), f"{self.partial}: cannot write scores "
+                          f"of video {video_idx}: {cause}; rerun to resume") from exc
         self._done[video_idx] = True
 
     def close(self) -> Path:
@@ -297,8 +347,5 @@ def per_class_csv(rows: Iterable[ClassRow]) -> str:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    """Kept for callers of this name: co2fi_tools.safe_io.atomic_write_text."""
+    atomic_write_text(path, text)

@@ -25,7 +25,7 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from co2fi_layers.caffe_env import caffe_binary, caffe_tool_env
-from co2fi_tools.folder_lock import FolderLock, FolderLockedError
+from co2fi_tools.safe_io import FolderLock, LockHeld
 from co2fi_tools.runs import Run, atomic_write_text
 from co2fi_tools.solver_worker import EXIT_DIVERGED, DivergenceWatch
 
@@ -587,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("co2fi-train: interrupted before training started", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (TrainingError, FolderLockedError, ValueError, OSError) as exc:
+    except (TrainingError, LockHeld, ValueError, OSError) as exc:
         print(f"co2fi-train: error: {exc}", file=sys.stderr)
         return 1
     print(out)

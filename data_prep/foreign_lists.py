@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from co2fi_layers import frames
+from co2fi_tools.safe_io import atomic_write_text
 from data_prep.errors import DataError
 from data_prep.lists import ListItem, fraction_tag, stratified_subset
 from netgen import paper
@@ -88,6 +89,35 @@ def _check(path: Path, frames_root: Path | None, num_classes: int | None,
                                             f"{missing[0]}"))
 
 
+def _check_entries(found: FoundLists, problems: list[DataError]) -> None:
+    """A video listed twice, or a test video in the training list, is a problem."""
+    reported: set[str] = set()
+    for m in MODALITIES:
+        videos: dict[str, set[str]] = {}
+        for s in SUBSETS:
+            path = found.files[(m, s)]
+            try:
+                records = frames.read_list(path, "")
+            except DataError:
+                continue  # already reported by _check
+            first: dict[tuple[str, int], int] = {}  # (folder, offset): clips of one video
+            for number, record in enumerate(records, 1):
+                key = (record.path, record.offset)
+                if key in first and str(path) not in reported:
+                    reported.add(str(path))
+                    problems.append(DataError(path, f"video {record.path!r} listed twice "
+                                                    f"(entries {first[key]} and {number})"))
+                first.setdefault(key, number)
+            videos[s] = {folder for folder, _ in first}
+        leaked = sorted(videos.get("train", set()) & videos.get("val", set()))
+        val = found.files[(m, "val")]
+        if leaked and f"leak {val}" not in reported:
+            reported.add(f"leak {val}")
+            problems.append(DataError(val, f"{len(leaked)} test videos are also in the training "
+                                           f"list {found.files[(m, 'train')].name}, e.g. "
+                                           f"{leaked[0]!r}"))
+
+
 def _subset_lines(path: Path, keep: set[str]) -> str:
     """The lines of a list whose frame folder is in ``keep``, unchanged."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -123,6 +153,7 @@ def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
     problems: list[DataError] = []
     for path in sorted(set(found.files.values())):
         _check(path, root, num_classes, problems)
+    _check_entries(found, problems)
     if problems:
         raise DataError(list_dir, "; ".join(str(p) for p in problems))
     out = Path(out_dir)
@@ -139,9 +170,7 @@ def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
         keep = {i.frame_dir for i in stratified_subset(items, fraction, seed)}
         for m in MODALITIES:
             path = out / f"{m}_train_split{split}_{fraction_tag(fraction)}.txt"
-            tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-            tmp.write_text(_subset_lines(found.files[(m, "train")], keep), encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write_text(path, _subset_lines(found.files[(m, "train")], keep))
             written.append(path)
     return Adopted(found, written)
 

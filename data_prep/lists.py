@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from co2fi_tools.safe_io import atomic_write_text, os_error_cause
 from data_prep import rawframes
 from data_prep.errors import DataError
 from data_prep.splits import DATASET_READERS, SplitEntry, read_split
@@ -133,10 +134,7 @@ def read_class_names(lists_dir: str | os.PathLike[str]) -> list[str] | None:
 
 def write_class_names(lists_dir: str | os.PathLike[str], names: Sequence[str]) -> Path:
     path = Path(lists_dir) / CLASSES_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(f"{n}\n" for n in names))
     return path
 
 
@@ -186,7 +184,12 @@ def build_lists(
     written: list[Path] = []
     if problems and not skip_missing:
         return ListReport(written, problems)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(out_dir, "output folder is a file")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(out_dir, f"cannot create output folder: {os_error_cause(exc)}") from None
     outputs = {}
     for m in modalities:
         outputs[f"{m}_train_split{split}.txt"] = train[m]
@@ -199,9 +202,10 @@ def build_lists(
     outputs_text[CLASSES_FILE] = "".join(f"{name}\n" for name in parsed.classes)
     for name, text in outputs_text.items():
         path = out_dir / name
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            atomic_write_text(path, text)
+        except OSError as exc:
+            raise DataError(path, f"cannot write: {os_error_cause(exc)}") from None
         written.append(path)
     return ListReport(written, problems)
 

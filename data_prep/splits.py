@@ -85,6 +85,7 @@ def read_ucf_list(
     path = Path(path)
     lookup = {name: i for i, name in enumerate(classes)}
     entries = []
+    seen: dict[str, int] = {}
     for n, line in _lines(path):
         fields = line.split()
         if len(fields) != (2 if labelled else 1):
@@ -99,8 +100,27 @@ def read_ucf_list(
                 raise DataError(
                     path, f"label {fields[1]} disagrees with the class folder of {video!r}", n
                 )
+        _check_unique(video, seen, path, n)
         entries.append(SplitEntry(video, label))
     return tuple(entries)
+
+
+def _check_unique(video: str, seen: dict[str, int], path: Path, n: int) -> None:
+    """DataError when ``video`` was already listed (``seen``: video -> line), else record it."""
+    key = video.replace("\\", "/")
+    if key in seen:
+        raise DataError(path, f"video {video!r} listed twice (first at line {seen[key]})", n)
+    seen[key] = n
+
+
+def check_disjoint(split: Split, train_file: Path, test_file: Path | None = None) -> None:
+    """DataError naming the first test video that is also in the training list."""
+    train = {e.video.replace("\\", "/") for e in split.train}
+    for entry in split.test:
+        if entry.video.replace("\\", "/") in train:
+            where = test_file if test_file is not None else train_file
+            raise DataError(where, f"test video {entry.video!r} is also in the training list "
+                            f"{train_file.name}: a test video must not be trained on")
 
 
 def read_ucf101_split(splits_dir: str | os.PathLike[str], split: int) -> Split:
@@ -109,7 +129,10 @@ def read_ucf101_split(splits_dir: str | os.PathLike[str], split: int) -> Split:
     classes = read_class_index(splits_dir / "classInd.txt")
     train = read_ucf_list(splits_dir / f"trainlist{split:02d}.txt", classes, labelled=True)
     test = read_ucf_list(splits_dir / f"testlist{split:02d}.txt", classes, labelled=False)
-    return Split(classes, train, test)
+    result = Split(classes, train, test)
+    check_disjoint(result, splits_dir / f"trainlist{split:02d}.txt",
+                   splits_dir / f"testlist{split:02d}.txt")
+    return result
 
 
 def hmdb51_classes(splits_dir: str | os.PathLike[str], split: int) -> tuple[str, ...]:
@@ -127,11 +150,13 @@ def read_hmdb51_split(splits_dir: str | os.PathLike[str], split: int) -> Split:
     train, test = [], []
     for label, name in enumerate(classes):
         path = splits_dir / f"{name}_test_split{split}.txt"
+        seen: dict[str, int] = {}
         for n, line in _lines(path):
             fields = line.split()
             if len(fields) != 2 or fields[1] not in (HMDB_TRAIN, HMDB_TEST, HMDB_UNUSED):
                 raise DataError(path, f"malformed line {line!r}: expected '<video> 0|1|2'", n)
             entry = SplitEntry(f"{name}/{fields[0]}", label)
+            _check_unique(fields[0], seen, path, n)
             if fields[1] == HMDB_TRAIN:
                 train.append(entry)
             elif fields[1] == HMDB_TEST:

@@ -305,6 +305,10 @@ def generate(
     clutter: float = DEFAULT_CLUTTER,
 ) -> list[Path]:
     """Writes the videos and split files; returns the video paths. Finished videos are kept."""
+    from netgen.presets import MAX_SYNTHETIC_CLASSES
+
+    if not 1 <= num_classes <= MAX_SYNTHETIC_CLASSES:
+        raise ValueError(f"--classes must be in 1..{MAX_SYNTHETIC_CLASSES}, not {num_classes}")
     if num_classes < 1 or clips_per_class < 2 or num_frames < 2:
         raise ValueError("need >= 1 class, >= 2 clips a class and >= 2 frames a clip")
     if not 0 <= clutter <= 1:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from netgen.emit import differences, generate_all, stale, write
-from netgen.presets import DATASETS, PRESETS, get_preset
+from netgen.presets import DATASETS, MAX_SYNTHETIC_CLASSES, PRESETS, get_preset
 from netgen.readings import CHOICES, Readings
 from netgen.variants import Settings, variant_names
 
@@ -40,9 +40,17 @@ def _parse_size(preset_fields: dict[str, object], item: str) -> tuple[str, objec
     if key not in preset_fields or key == "name":
         raise ValueError(f"unknown preset size {key!r}; known: {sorted(preset_fields)}")
     current = preset_fields[key]
-    if isinstance(current, tuple):
-        return key, tuple(type(current[0])(x) for x in value.split(","))
-    return key, type(current)(value)
+    kind = type(current[0] if isinstance(current, tuple) else current)
+    try:
+        if isinstance(current, tuple):
+            return key, tuple(kind(x) for x in value.split(","))
+        return key, kind(value)
+    except ValueError:
+        if isinstance(current, tuple):
+            what, example = f"comma-separated {kind.__name__}s", ",".join(map(str, current))
+        else:
+            what, example = f"a number ({kind.__name__})", str(current)
+        raise ValueError(f"--size {item}: {key} wants {what}, e.g. {key}={example}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.size:
             changes = dict(_parse_size(dataclasses.asdict(presets[0]), s) for s in args.size)
             presets = [pr.replace(**changes) for pr in presets]
-        if args.synthetic_classes < 1:
-            raise ValueError(f"--synthetic-classes must be positive: {args.synthetic_classes}")
+        if not 1 <= args.synthetic_classes <= MAX_SYNTHETIC_CLASSES:
+            raise ValueError(f"--synthetic-classes must be in 1..{MAX_SYNTHETIC_CLASSES} "
+                             f"(netgen/presets.py:MAX_SYNTHETIC_CLASSES), not "
+                             f"{args.synthetic_classes}")
         datasets = {**DATASETS, "small": {"synthetic": args.synthetic_classes}}
         files = generate_all(presets, settings, datasets, args.variant)
     except ValueError as err:

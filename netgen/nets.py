@@ -43,8 +43,10 @@ DIRECT_CNNM_PREFIX = "cnnm_"
 #: Largest Delta accepted (frames between fused inputs). Not a paper number: a period spans
 #: (T-1)*Delta frames and must fit in a video (UCF101 clips average about 7 s = 175 frames).
 MAX_DELTA: int = 40
-#: Largest T accepted for the fusion LSTM (odd, so that the period has a centre step).
-MAX_FUSION_STEPS: int = 9
+#: Largest T accepted for the fusion LSTM (odd, so that the period has a centre step). The one
+#: owner of this limit is paper.FUSION_STEPS: the data layer (co2fi_layers.sampling) and the
+#: evaluation sample periods of that many steps, and a net's steps are a subset of them.
+MAX_FUSION_STEPS: int = paper.FUSION_STEPS
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,8 @@ def validate_fusion(delta: int, steps: int, towers: str, centre: str) -> None:
         raise ValueError(f"delta must be an integer in 1..{MAX_DELTA}, not {delta!r}")
     if not isinstance(steps, int) or not 1 <= steps <= MAX_FUSION_STEPS or steps % 2 == 0:
         raise ValueError(f"fusion steps T must be odd and in 1..{MAX_FUSION_STEPS} "
-                         f"(the centre input sits at step (T+1)/2), not {steps!r}")
+                         f"(the centre input sits at step (T+1)/2; the data layer samples "
+                         f"periods of {paper.FUSION_STEPS} steps), not {steps!r}")
 
 
 def asynchronous_fusion_net(

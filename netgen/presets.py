@@ -152,6 +152,11 @@ SMALL = Preset(
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (PAPER, SMALL)}
 
+#: Most classes a synthetic data set may have. Not a paper number: the generator's speed tier
+#: grows every 32 classes (1 + 0.5 per tier), so past a few hundred classes objects cross the
+#: frame in a step; 1000 (ImageNet's count) bounds fc8 and the class-group tables.
+MAX_SYNTHETIC_CLASSES: int = 1000
+
 #: Datasets generated per preset, with their number of classes.
 DATASETS: dict[str, dict[str, int]] = {
     "paper": dict(paper.NUM_CLASSES),

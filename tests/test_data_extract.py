@@ -108,7 +108,7 @@ def test_killed_run_loses_nothing_finished(tmp_path):
                                 num_frames=30, width=96, height=72, seed=4)
     out = tmp_path / "frames"
     cmd = [sys.executable, "-m", "data_prep.extract", str(tmp_path / "syn" / "videos"),
-           str(out), "--size", "native", "--flow", "tvl1", "--workers", "1", "--no-progress"]
+           str(out), "--size", "native", "--flow", "tvl1-fast", "--workers", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -120,7 +120,8 @@ def test_killed_run_loses_nothing_finished(tmp_path):
                 for p in out.glob("*/.done")}
     assert finished and len(finished) < len(videos)
     code = extract.main([str(tmp_path / "syn" / "videos"), str(out), "--size", "native",
-                         "--flow", "farneback", "--no-progress"])
+                         "--flow", "tvl1-fast", "--no-progress"])
     assert code == 0 and len(list(out.glob("*/.done"))) == len(videos)
+    assert not list(out.glob(".*partial*"))  # the killed run's unfinished folder is gone
     for folder, stamp in finished.items():
         assert (folder / "img_00001.jpg").stat().st_mtime_ns == stamp

@@ -65,12 +65,13 @@ def write_tsn(root: Path) -> Path:
     """TSN's build_of.py + build_file_list.py: flat tree of <video>/ folders, img_/flow_x_/
     flow_y_ from 1, lists <d>_{rgb,flow}_{train,val}_split_<k>.txt with the folder's full path."""
     frames_root = root / "rawframes"
-    rgb, flow = [], []
-    for seed, (cls, vid, count) in enumerate(_videos()):
-        _write_video(frames_root / vid, count, rawframes.LAYOUTS["tsn"], 0, seed)
-        rgb.append(f"{frames_root / vid} {count} {LABELS[cls]}\n")
-        flow.append(f"{frames_root / vid} {count - 1} {LABELS[cls]}\n")
-    for subset in ("train", "val"):
+    for subset, group in (("train", "g01"), ("val", "g02")):  # disjoint, as real splits are
+        rgb, flow = [], []
+        for seed, (cls, vid, count) in enumerate(_videos()):
+            vid = vid.replace("_g01_", f"_{group}_")
+            _write_video(frames_root / vid, count, rawframes.LAYOUTS["tsn"], 0, seed)
+            rgb.append(f"{frames_root / vid} {count} {LABELS[cls]}\n")
+            flow.append(f"{frames_root / vid} {count - 1} {LABELS[cls]}\n")
         (root / f"ucf101_rgb_{subset}_split_1.txt").write_text("".join(rgb))
         (root / f"ucf101_flow_{subset}_split_1.txt").write_text("".join(flow))
     return root
@@ -82,12 +83,13 @@ def write_mmaction2(root: Path, start_index: int = 1, offset: int = 0) -> Path:
     count) or, with an offset, '<class>/<video> <offset> <F> <label>'."""
     layout = rawframes.FrameLayout("img_{:05}.jpg", "x_{:05d}.jpg", "y_{:05d}.jpg", start_index)
     frames_root = root / "rawframes"
-    lines = []
-    for seed, (cls, vid, count) in enumerate(_videos()):
-        _write_video(frames_root / cls / vid, count, layout, offset, seed)
-        middle = f"{offset} {count}" if offset else f"{count}"
-        lines.append(f"{cls}/{vid} {middle} {LABELS[cls]}\n")
-    for subset in ("train", "val"):
+    for subset, group in (("train", "g01"), ("val", "g02")):  # disjoint, as real splits are
+        lines = []
+        for seed, (cls, vid, count) in enumerate(_videos()):
+            vid = vid.replace("_g01_", f"_{group}_")
+            _write_video(frames_root / cls / vid, count, layout, offset, seed)
+            middle = f"{offset} {count}" if offset else f"{count}"
+            lines.append(f"{cls}/{vid} {middle} {LABELS[cls]}\n")
         (root / f"ucf101_{subset}_split_1_rawframes.txt").write_text("".join(lines))
     return root
 

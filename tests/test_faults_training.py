@@ -124,7 +124,7 @@ def _children(pid: int) -> list[int]:
 
 
 def test_the_solver_dies_with_its_driver_and_leaves_a_snapshot(tmp_path: Path) -> None:
-    from co2fi_tools.folder_lock import FolderLock
+    from co2fi_tools.safe_io import FolderLock
 
     run = tmp_path / "run"
     proc = _start(_cli(tmp_path, run), run)
@@ -147,19 +147,27 @@ def test_the_solver_dies_with_its_driver_and_leaves_a_snapshot(tmp_path: Path) -
 
 def test_a_second_driver_on_a_locked_run_folder_gets_a_clear_error(tmp_path: Path,
                                                                   capsys) -> None:
-    from co2fi_tools.folder_lock import FolderLock
     from co2fi_tools.train import main
 
     run = tmp_path / "run"
-    with FolderLock(run, "training run"):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from co2fi_tools.safe_io import FolderLock; "
+         "FolderLock(sys.argv[1], 'training run').acquire(); print('held', flush=True); "
+         "time.sleep(120)", str(run)], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         rc = main(_cli(tmp_path, run, max_iter=20)[3:])
-    err = capsys.readouterr().err
-    assert rc == 1 and err.count("\n") == 1
-    assert f"is in use by another training run (pid {os.getpid()}" in err
-    assert not (run / "snapshots").exists()
-    # the lock file left behind by a dead holder is no obstacle
+        err = capsys.readouterr().err
+        assert rc == 1 and err.count("\n") == 1
+        assert f"in use by another training run: pid {holder.pid} on " in err
+        assert not (run / "snapshots").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the lock file left behind by the killed holder is no obstacle: taken over, with a note
     assert (run / ".lock").exists()
     assert main(_cli(tmp_path, run, max_iter=20)[3:]) == 0
+    assert "taking over the lock" in capsys.readouterr().err
     assert (run / "final.caffemodel").exists()
 
 

@@ -52,7 +52,9 @@ def test_writer_resumes_and_renames_when_complete(tmp_path):
 
 def test_mismatch_names_file_and_field(tmp_path):
     path = tmp_path / "scores.h5"
-    _writer(path).close()
+    writer = _writer(path)
+    writer.write(0, _period_scores(0))  # a scored video: the partial file is not thrown away
+    writer.close()
     with pytest.raises(ValueError, match=r"scores\.h5\.partial.*iteration is 100 in the file, "
                                          r"200 requested"):
         _writer(path, iteration=200)
