@@ -25,8 +25,8 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from co2fi_layers.caffe_env import caffe_binary, caffe_tool_env
-from co2fi_tools.safe_io import FolderLock, LockHeld
 from co2fi_tools.runs import Run, atomic_write_text
+from co2fi_tools.safe_io import FolderLock, LockHeld
 from co2fi_tools.solver_worker import EXIT_DIVERGED, DivergenceWatch
 
 BACKENDS = ("pycaffe", "tool")
