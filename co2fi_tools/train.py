@@ -171,7 +171,10 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
     classes = net_num_classes(net)
     if job.num_classes is not None and classes is not None and classes != job.num_classes:
         raise TrainingError(f"{job.train_net}: the net has {classes} classes, the data "
-                            f"{job.num_classes}; regenerate the net with --num-classes")
+                            f"{job.num_classes}; regenerate the net for the data's classes "
+                            "(python -m netgen --synthetic-classes N for synthetic data; the "
+                            "paper preset has UCF101's and HMDB51's) or pass the right "
+                            "--num-classes here")
     found = 0
     for layer in net.layer:
         if layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES:
