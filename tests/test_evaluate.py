@@ -61,7 +61,7 @@ def test_weights_of_another_net_are_refused(tmp_path: Path) -> None:
     grouper = _save_random("grouper_rgb", tmp_path / "grouper.caffemodel")
     with pytest.raises(ValueError, match="no layer matches the net"):
         DeployNet(NETS / "baseline_rgb_deploy.prototxt", grouper)
-    with pytest.raises(ValueError, match="no such caffemodel"):
+    with pytest.raises(ValueError, match="weights file not found"):
         DeployNet(NETS / "baseline_rgb_deploy.prototxt", tmp_path / "missing.caffemodel")
 
 
@@ -82,7 +82,7 @@ def test_weights_missing_a_layer_or_with_other_shapes_are_refused(tmp_path: Path
     with pytest.raises(ValueError, match="lacks 1 of the .* first 'fc8'"):
         DeployNet(NETS / "baseline_rgb_deploy.prototxt", tmp_path / "no_fc8.caffemodel")
     # the motion net's conv1_1 takes 20 channels: Caffe would abort, we name the layer
-    with pytest.raises(ValueError, match="layer 'conv1_1' has blobs"):
+    with pytest.raises(ValueError, match="layer conv1_1 takes 3 input channels .RGB. in the weights, 20 .flow"):
         DeployNet(NETS / "baseline_flow_deploy.prototxt", full)
 
 

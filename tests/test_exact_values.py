@@ -333,11 +333,14 @@ def test_imagenet_init_skips_fc8_and_averages_conv1_1_over_rgb(tmp_path):
     assert "cross-modality 3->20 channels" in report
 
 
-def test_a_layer_no_source_has_is_reported_against_its_own_stream_first():
-    from co2fi_tools.stage_weights import resolver
+def test_a_layer_no_source_has_is_reported_against_its_own_source_first():
+    from co2fi_tools.stage_weights import responsible
 
-    assert resolver({})("conv1_1") == ("model", "conv1_1")
-    assert resolver({})("rgb_t3/grouper_conv1") == ("rgb", "grouper_conv1")
+    assert responsible("conv1_1", {}) == ("model", "conv1_1")
+    # a tower's grouper layer: the stream's trained grouper, then the stream's net, then ImageNet
+    assert responsible("rgb_t3/grouper_conv1", {}) == ("rgb_grouper", "grouper_conv1")
+    assert responsible("rgb_t3/grouper_conv1", {"rgb"}) == ("rgb", "grouper_conv1")
+    assert responsible("rgb_t3/grouper_conv1", {"cnn_m_2048"}) == ("cnn_m_2048", "conv1")
 
 
 @requires_caffe
