@@ -26,6 +26,7 @@ arch=${CO2FI_DOCKER_CUDA_ARCH:-}
 tag=localhost/co2fi:test
 out=${CO2FI_DOCKER_OUT:-$repo/runs/docker-test}
 jobs=""
+t_start=$(date +%s)
 readonly LOCAL_BASE=localhost/co2fi-base:debian12
 readonly LOCAL_ARCH="75 80 86 89 90 +PTX"
 
@@ -145,7 +146,8 @@ if ! "${eng[@]}" build --network host "${build_opts[@]}" "${build_args[@]}" -t "
   tail -n 30 "$blog" >&2
   die "the image build failed after $(( $(date +%s) - t0 )) s (above: the end of $blog); fix what it shows and run it again (finished steps are cached)"
 fi
-say "image $tag built in $(( $(date +%s) - t0 )) s"
+build_s=$(( $(date +%s) - t0 ))
+say "image $tag built in $build_s s"
 
 # ---- 4. Run, as the invoking user, outputs in OUT ---------------------------------------------
 uid=$(id -u) gid=$(id -g)
@@ -161,4 +163,4 @@ rc=0
 [ "$rc" = 0 ] || die "the checks in the image failed (exit $rc): see $out/summary.txt and the logs beside it"
 bad=$(find "$out" \( ! -uid "$uid" -o ! -gid "$gid" \) -print -quit)
 [ -z "$bad" ] || die "$bad in $out is not owned by $uid:$gid"
-say "passed in $(( $(date +%s) - t0 )) s: $(grep -c . "$out/summary.txt") checks in $out/summary.txt, all files owned by $uid:$gid"
+say "passed in $(( $(date +%s) - t_start )) s (build $build_s s, checks $(( $(date +%s) - t0 )) s): $out/summary.txt; all files there owned by $uid:$gid"
