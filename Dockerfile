@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # co2fi with a CUDA build of Caffe, for training on GPUs (README, "Docker").
 #
 #   docker build -t co2fi .                                   # Volta..Hopper (70-90) + PTX
