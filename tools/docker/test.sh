@@ -119,8 +119,9 @@ make_local_base() {
     rm -rf "$tmp"
   fi
   say "base: importing $tarball as $LOCAL_BASE"
-  "${eng[@]}" import "$tarball" "$LOCAL_BASE" >/dev/null \
-    || die "'$engine import $tarball' failed; delete $tarball to make it again"
+  mkdir -p "$cache/logs"
+  "${eng[@]}" import "$tarball" "$LOCAL_BASE" >/dev/null 2>"$cache/logs/docker-import.log" \
+    || die "'$engine import $tarball' failed ($(tail -1 "$cache/logs/docker-import.log")); delete $tarball to make it again"
 }
 if [ -z "$base" ]; then
   make_local_base
