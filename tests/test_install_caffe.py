@@ -105,3 +105,57 @@ def test_nccl_switch_is_checked_and_leaves_the_cpu_build_alone() -> None:
     # NCCL is a CUDA-build option: a CPU build has the same cache key with or without it
     default, off = _run({}, "--print-prefix"), _run({}, "--nccl", "off", "--print-prefix")
     assert default.stdout.strip() and default.stdout == off.stdout
+def _fake_cuda(tmp_path: Path, archs: str = "75 80 86 89 90 100 120") -> Path:
+    """A CUDA toolkit that only answers nvcc's --version and --list-gpu-arch (a CUDA 13 list)."""
+    root = tmp_path / "cuda"
+    (root / "include").mkdir(parents=True, exist_ok=True)
+    for header in ("cuda_runtime.h", "cublas_v2.h"):
+        (root / "include" / header).touch()
+    listing = "\\n".join(f"compute_{a}" for a in archs.split())
+    _shim(root / "bin", "nvcc", f"""case "$1" in
+  --list-gpu-arch) printf '{listing}\\n' ;;
+  *) echo 'Cuda compilation tools, release 13.0, V13.0.88'; echo 'Build cuda_13.0' ;;
+esac""")
+    return root / "bin"
+
+
+def _cuda_prefix(tmp_path: Path, arch: str) -> subprocess.CompletedProcess:
+    """--print-prefix of a CUDA build of a fake Caffe tree (no network, nothing is built)."""
+    fake = tmp_path / "caffe-src"
+    (fake / "src" / "caffe").mkdir(parents=True, exist_ok=True)
+    (fake / "CMakeLists.txt").write_text("project(fake)\n")
+    env = dict(os.environ, CAFFE_SRC=str(fake), CO2FI_CACHE=str(tmp_path / "cache"),
+               CO2FI_CUDA_COMPILE_ONLY="1", PATH=f"{_fake_cuda(tmp_path)}:{os.environ['PATH']}")
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--python", sys.executable, "--cuda", "on", "--cuda-arch", arch,
+         "--print-prefix"], env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cuda_arch_list_names_the_build_and_its_spellings_share_one_key(tmp_path: Path) -> None:
+    lists = {arch: _cuda_prefix(tmp_path, arch) for arch in
+             ("75 80 86 89 90 +PTX", "90+PTX,8.9,86 80,75", "75 80 86 89 90", "90")}
+    for arch, proc in lists.items():
+        assert "error" not in proc.stderr, (arch, proc.stderr)
+    prefixes = {arch: Path(proc.stdout.strip()).name for arch, proc in lists.items()}
+    assert prefixes["75 80 86 89 90 +PTX"].startswith("caffe-cuda75-80-86-89-90-")
+    # The same architectures and PTX, spelled otherwise: the same cached build.
+    assert prefixes["75 80 86 89 90 +PTX"] == prefixes["90+PTX,8.9,86 80,75"]
+    # Without PTX it is another build; a single number is sm_N + compute_N, as it always was.
+    assert prefixes["75 80 86 89 90"] != prefixes["75 80 86 89 90 +PTX"]
+    assert prefixes["90"].startswith("caffe-cuda90-")
+
+
+def test_cuda_arch_the_compiler_lacks_is_refused_naming_it(tmp_path: Path) -> None:
+    proc = _cuda_prefix(tmp_path, "70 75 80 86 89 90 +PTX")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--cuda-arch 70" in lines[0] and "sm_70" in lines[0], proc.stderr
+    assert "nvcc 13.0" in lines[0] and "drop 70 from the list" in lines[0]
+
+
+def test_cuda_arch_that_is_no_compute_capability_is_refused(tmp_path: Path) -> None:
+    for bad in ("sm_90", "+PTX", "75 abc"):
+        proc = _cuda_prefix(tmp_path, bad)
+        assert proc.returncode == 1, bad
+        assert proc.stderr.startswith("install_caffe: error: --cuda-arch"), (bad, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -7,7 +7,7 @@
 # build, and an install into ~/.cache/co2fi/caffe-<key>/, where <key> hashes everything that goes
 # into the build. The build runs in a temporary folder that is moved into place only when complete.
 #
-# Usage: tools/install_caffe.sh [--cuda auto|on|off] [--cuda-arch 90] [--cudnn on|off]
+# Usage: tools/install_caffe.sh [--cuda auto|on|off] [--cuda-arch LIST] [--cudnn on|off]
 #                               [--nccl auto|on|off]  (auto: on for CUDA builds; multi-GPU)
 #                               [--python PY] [--venv DIR] [--jobs N] [--print-prefix] [--deps-only]
 #                               [--source-only]   (patched + configured source tree; for C++ tests)
@@ -18,6 +18,10 @@
 #   tools/gpu/device_build.sh, instead of installed: no system-package check, CMake searches
 #   DIR/usr first, DIR's library folders go into the RPATH), CO2FI_CMAKE_ARGS (extra CMake
 #   arguments, appended last, part of the cache key).
+# --cuda-arch / CO2FI_CUDA_ARCH: compute capabilities, separated by spaces or commas, e.g.
+#   "70 75 80 86 89 90 +PTX" (Volta to Hopper) or "8.6,9.0+PTX". Each gets machine code (SASS);
+#   "N+PTX" also embeds N's PTX, a lone "+PTX" the highest one's (newer cards JIT-compile it).
+#   A single number alone means N+PTX, as before (default 90: sm_90 + compute_90).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,14 +70,44 @@ while [ $# -gt 0 ]; do
     --deps-only) deps_only=1; shift ;;
     --source-only) source_only=1; shift ;;
     --deps-prefix) deps_prefix=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
 case "$cuda" in auto|on|off) ;; *) die "--cuda must be auto, on or off, not '$cuda'" ;; esac
 case "$cudnn" in on|off) ;; *) die "--cudnn must be on or off, not '$cudnn'" ;; esac
 case "$nccl" in auto|on|off) ;; *) die "--nccl must be auto, on or off, not '$nccl'" ;; esac
-[[ "$cuda_arch" =~ ^[0-9]+$ ]] || die "--cuda-arch must be a number such as 90, not '$cuda_arch'"
+# The architecture list -> arch_bin (SASS), arch_ptx (PTX) and a canonical spelling for the key.
+parse_cuda_arch() {
+  local tok num t ptx_highest=0 ntok=0 bins=() ptx=()
+  for tok in ${1//[,;]/ }; do
+    ntok=$((ntok + 1))
+    if [[ "$tok" =~ ^\+(PTX|ptx)$ ]]; then ptx_highest=1; continue; fi
+    t=${tok%+[Pp][Tt][Xx]}
+    num=${t/./}
+    [[ "$num" =~ ^[1-9][0-9]{1,2}$ ]] \
+      || die "--cuda-arch: '$tok' is not a compute capability such as 86, 8.6 or 90+PTX (in '$1')"
+    bins+=("$num")
+    [ "$t" != "$tok" ] && ptx+=("$num")
+  done
+  [ ${#bins[@]} -gt 0 ] || die "--cuda-arch: no architecture in '$1' (e.g. \"70 75 80 86 89 90 +PTX\")"
+  mapfile -t arch_bin < <(printf '%s\n' "${bins[@]}" | sort -n -u)
+  [ $ptx_highest = 1 ] && ptx+=("${arch_bin[-1]}")
+  [ $ntok = 1 ] && [ ${#ptx[@]} = 0 ] && ptx=("${arch_bin[0]}")     # "90": sm_90 + compute_90
+  arch_ptx=()
+  [ ${#ptx[@]} -gt 0 ] && mapfile -t arch_ptx < <(printf '%s\n' "${ptx[@]}" | sort -n -u)
+  # Canonical: "90" for the single-number form (the key of earlier builds), else "75 80 90+PTX".
+  if [ ${#arch_bin[@]} = 1 ] && [ "${arch_ptx[*]}" = "${arch_bin[0]}" ]; then
+    cuda_arch=${arch_bin[0]}
+  else
+    cuda_arch=""
+    for num in "${arch_bin[@]}"; do
+      [[ " ${arch_ptx[*]} " = *" $num "* ]] && num="$num+PTX"
+      cuda_arch="${cuda_arch:+$cuda_arch }$num"
+    done
+  fi
+}
+parse_cuda_arch "$cuda_arch"
 
 if [ -z "$python" ]; then
   if [ -n "$venv" ] && [ -x "$venv/bin/python" ]; then python=$venv/bin/python; else python=python3; fi
@@ -96,6 +130,14 @@ if [ "$cuda" = on ]; then
     die "--cuda on but no GPU is visible; set CO2FI_CUDA_COMPILE_ONLY=1 to build anyway"
   fi
   cuda_root=$(cd "$(dirname "$(readlink -f "$nvcc_bin")")/.." && pwd)
+  # Each architecture must be one this nvcc knows (CUDA 13 dropped Volta, sm_70).
+  if nvcc_archs=$("$nvcc_bin" --list-gpu-arch 2>/dev/null); then
+    for a in "${arch_bin[@]}"; do
+      grep -qx "compute_$a" <<< "$nvcc_archs" || die "--cuda-arch $a: nvcc $("$nvcc_bin" --version \
+        | grep -o 'release [0-9.]*' | cut -d' ' -f2) cannot compile for sm_$a (it knows \
+$(echo $nvcc_archs | sed 's/compute_//g')); drop $a from the list or use a CUDA toolkit that has it"
+    done
+  fi
   [ -f "$cuda_root/include/cuda_runtime.h" ] || cuda_root=/usr/local/cuda
 fi
 # NCCL (multi-GPU through pycaffe, co2fi_tools.multigpu): on for CUDA builds unless --nccl off.
@@ -248,7 +290,7 @@ cmake_args=(-DCMAKE_BUILD_TYPE=Release
 [ -n "$py_lib" ] && cmake_args+=(-DPYTHON_LIBRARY="$py_lib")
 if [ "$cuda" = on ]; then
   cmake_args+=(-DCPU_ONLY=OFF -DCUDA_TOOLKIT_ROOT_DIR="$cuda_root" -DCUDA_ARCH_NAME=Manual
-    -DCUDA_ARCH_BIN="$cuda_arch" -DCUDA_ARCH_PTX="$cuda_arch"
+    -DCUDA_ARCH_BIN="${arch_bin[*]}" -DCUDA_ARCH_PTX="${arch_ptx[*]}"
     -DUSE_CUDNN="$([ "$cudnn" = on ] && echo ON || echo OFF)")
   if [ -n "$cuda_extra" ]; then
     # FindCUDA resets CUDA_cublas_LIBRARY & co. on its first run, so give find_library a path.
@@ -290,7 +332,7 @@ key=$( {
   printf '%s\n' "${cmake_args[@]}" | grep -v -e '^-DPYTHON_EXECUTABLE=' -e '^-DNUMPY_INCLUDE_DIR='
   for p in $(cat "$repo/caffe_patches/series"); do cat "$repo/caffe_patches/$p"; done
 } | sha256sum | cut -c1-16)
-variant=cpu; [ "$cuda" = on ] && variant=cuda$cuda_arch
+variant=cpu; [ "$cuda" = on ] && variant=cuda$(IFS=-; echo "${arch_bin[*]}")
 prefix=$cache/caffe-$variant-$key
 
 # Unpack the source into $1, apply our patches, configure with CMake in $1/build.
@@ -319,8 +361,10 @@ link_venv() {
   [ -n "$venv" ] || return 0
   local site
   site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-  echo "$prefix/python" > "$site/co2fi-pycaffe.pth"
-  ln -sfn "$prefix" "$venv/caffe"
+  # Only what differs is written: a read-only venv (a container run as the user) stays usable.
+  [ "$(cat "$site/co2fi-pycaffe.pth" 2>/dev/null)" = "$prefix/python" ] \
+    || echo "$prefix/python" > "$site/co2fi-pycaffe.pth"
+  [ "$(readlink "$venv/caffe")" = "$prefix" ] || ln -sfn "$prefix" "$venv/caffe"
   say "pycaffe linked into $venv ($site/co2fi-pycaffe.pth)"
 }
 
