@@ -18,6 +18,9 @@ ARG CUDA_ARCH="70 75 80 86 89 90 +PTX"
 ARG CUDA_WHEELS="nvidia-cuda-nvcc==13.0.88 nvidia-cuda-crt==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85 nvidia-cublas==13.0.2.14 nvidia-curand==10.4.0.35 nvidia-cuda-cuobjdump==13.2.51"
 # Compile jobs (default: all cores of the build machine).
 ARG JOBS=""
+# NCCL for multi-GPU training (tools/install_caffe.sh --nccl; auto = on with CUDA): the
+# nvidia-nccl-cu<major> wheel where the base has no NCCL.
+ARG NCCL=auto
 
 # CO2FI_CUDA/_ARCH/_COMPILE_ONLY stay set: `make test`, `make demo` in the container find the
 # CUDA build made here (same cache key) instead of building a CPU one.
@@ -27,6 +30,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     CO2FI_CACHE=/opt/co2fi-cache \
     CO2FI_CUDA=on \
     CO2FI_CUDA_ARCH="${CUDA_ARCH}" \
+    CO2FI_NCCL="${NCCL}" \
     CO2FI_CUDA_COMPILE_ONLY=1
 
 # Python and what tools/install_caffe.sh needs to fetch Debian's caffe source package; the
@@ -56,7 +60,9 @@ RUN --mount=type=secret,id=ca-bundle \
 # Caffe with CUDA for CUDA_ARCH: the README's build script, its cache inside the image. The
 # build log (CMake's "Added CUDA NVCC flags for: sm_..." line) stays under $CO2FI_CACHE/logs.
 COPY caffe_patches caffe_patches/
-RUN tools/install_caffe.sh --python .venv/bin/python --cuda on ${JOBS:+--jobs $JOBS}
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    tools/install_caffe.sh --python .venv/bin/python --cuda on ${JOBS:+--jobs $JOBS}
 
 # The sources; `make venv` completes the venv (editable install) and links pycaffe into it.
 COPY . .

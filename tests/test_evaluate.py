@@ -82,7 +82,8 @@ def test_weights_missing_a_layer_or_with_other_shapes_are_refused(tmp_path: Path
     with pytest.raises(ValueError, match="lacks 1 of the .* first 'fc8'"):
         DeployNet(NETS / "baseline_rgb_deploy.prototxt", tmp_path / "no_fc8.caffemodel")
     # the motion net's conv1_1 takes 20 channels: Caffe would abort, we name the layer
-    with pytest.raises(ValueError, match="layer conv1_1 takes 3 input channels .RGB. in the weights, 20 .flow"):
+    with pytest.raises(ValueError,
+                       match="layer conv1_1 takes 3 input channels .RGB. in the weights, 20 .flow"):
         DeployNet(NETS / "baseline_flow_deploy.prototxt", full)
 
 
