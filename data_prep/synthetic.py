@@ -255,8 +255,15 @@ DESIGNS = ("classic", "miniature", "pretrain")
 #: holds 2 classes, each the union of two (direction, pattern) pairs arranged as an XOR, which
 #: no single frame, no single flow stack and no sum of the two streams' scores can resolve.
 MINI_KINDS = ("product", "product", "pair", "pair")
-#: Linear motion only (a spinning disc makes no optical flow).
-MINI_FAMILIES = tuple(f for f in FAMILIES if f[0] != "Spin")
+#: Linear motion whose two directions differ vertically. Training flips frames horizontally
+#: (TSN's augmentation, flow x inverted), which turns Left into Right, Cw into Ccw: classes
+#: told apart only by a horizontal direction or a spin sense get the same flipped inputs.
+#: A spinning disc makes no optical flow at all.
+MINI_FAMILIES: tuple[tuple[str, tuple[str, str], tuple[Vector, Vector]], ...] = (
+    ("Lift", ("Up", "Down"), ((0.0, -1.0), (0.0, 1.0))),
+    ("Drift", ("UpRight", "DownLeft"), ((0.7, -0.7), (-0.7, 0.7))),
+    ("Tilt", ("UpLeft", "DownRight"), ((-0.7, -0.7), (0.7, 0.7))),
+)
 #: Object speed during the motion phase, pixels a frame at 128 px width (3-4 px at the 96x72
 #: the frames are stored at: 19-26 grey levels under the +-20 flow quantisation). Faster motion
 #: is underestimated by the demo's TV-L1 (3 scales, 3 warps), measured in docs/MINIATURE.md.
@@ -264,8 +271,9 @@ MINI_SPEED = (4.0, 5.5)
 #: Contrast of the grain the tinted object carries (it moves with the object): a flat-coloured
 #: object gives TV-L1 edges only, and its flow inside collapses towards 0.
 MINI_GRAIN = 0.25
-#: Object radius as a fraction of the frame height (classic: 0.16-0.21).
-MINI_SIZE = (0.22, 0.28)
+#: Object radius as a fraction of the frame height (classic: 0.16-0.21): training crops (TSN's
+#: scale jitter and corner crops) of a 96x72 frame otherwise often miss most of the object.
+MINI_SIZE = (0.30, 0.36)
 MINI_CLUTTER = 0.15
 #: Frames between the end of the motion and the first textured frame (inclusive range).
 MINI_GAP = (3, 4)
@@ -332,6 +340,9 @@ def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames:
     background = _background(rng, width, height, clutter)
     size = height * rng.uniform(*MINI_SIZE)
     x, y = rng.uniform(0, width), rng.uniform(0, height)
+    pretrain = spec.group < 0
+    if pretrain:  # shapes to learn: near the centre, where every training crop sees them
+        x, y = width * rng.uniform(0.35, 0.65), height * rng.uniform(0.35, 0.65)
     angle = rng.uniform(0, 360)
     hue = (spec.group * 47) % 180 if spec.group >= 0 else int(rng.integers(0, 180))
     tint = np.array(cv2.cvtColor(np.uint8([[[hue, 170, int(rng.uniform(170, 230))]]]),
@@ -340,7 +351,7 @@ def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames:
         np.uint8([[[rng.integers(0, 180), 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0], np.float32)
     texture = _texture(pattern, width, height, colour, period=max(3, round(size / 3)))
     norm = math.hypot(*direction) or 1.0
-    speed = rng.uniform(*MINI_SPEED) * width / 128
+    speed = rng.uniform(*MINI_SPEED) * width / 128 * (0.2 if pretrain else 1.0)
     step = (direction[0] / norm * speed, direction[1] / norm * speed)
     coarse = rng.normal(0, 1, size=(height // 6 + 1, width // 6 + 1)).astype(np.float32)
     grain = 1 + MINI_GRAIN * np.clip(

@@ -112,4 +112,15 @@ def test_designs_write_their_classes(tmp_path):
                     "--clips-per-class", "2", "--frames", "20", "--width", "32",
                     "--height", "24"])
     names = (tmp_path / "m" / "splits" / "classInd.txt").read_text().split()
-    assert "TriangleDriftPairSame" in names and "DiscSlideLeftStriped" in names
+    assert "TriangleTiltPairSame" in names and "DiscLiftUpStriped" in names
+
+
+def test_miniature_directions_survive_the_horizontal_flip_of_training():
+    """Training flips frames left-right (flow x inverted): a class told apart from a group mate
+    only by a horizontal direction would get the same flipped inputs as that mate."""
+    for spec in synthetic.miniature_specs(12):
+        mates = [m for m in synthetic.miniature_specs(12) if m.group == spec.group]
+        for (dx, dy), _ in spec.cues:
+            flipped = (-dx, dy)
+            others = {d for m in mates for d, _ in m.cues if d != (dx, dy)}
+            assert flipped not in others, spec.name
