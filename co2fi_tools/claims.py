@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"claims: error: {exc}", file=sys.stderr)
         return 1
     trunk = f"yes, {args.pretrain_iters} iterations" if imagenet else "no"
-    header = (f"# Claims in miniature\n\n`{' '.join(['tools/claims.py'] + (argv or sys.argv[1:]))}`"
+    header = (f"# Claims in miniature\n\n`{shlex.join(['tools/claims.py', *(argv if argv is not None else sys.argv[1:])])}`"
               f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips, "
               f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}, "
               f"pretrained trunk: {trunk}"
