@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"claims: error: {exc}", file=sys.stderr)
         return 1
     trunk = f"yes, {args.pretrain_iters} iterations" if imagenet else "no"
-    header = (f"# Claims in miniature\n\n`{shlex.join(['tools/claims.py', *(argv if argv is not None else sys.argv[1:])])}`"
+    command = shlex.join(["tools/claims.py", *(argv if argv is not None else sys.argv[1:])])
+    header = (f"# Claims in miniature\n\n`{command}`"
               f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips, "
               f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}, "
               f"pretrained trunk: {trunk}"
