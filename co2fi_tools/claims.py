@@ -54,6 +54,9 @@ CLAIMS: tuple[tuple[str, str, str, str, str], ...] = (
     ("co2fi+asyn>baseline+asyn", "CO2FI+ASYN (Δ = 5)", "Baseline+ASYN (Δ = 5)", "two-stream",
      "Table 2"),
 )
+#: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
+#: docs/benchmarks/claims-cpu.md).
+MINIATURE_DROPOUT = 0.0
 #: A difference counts when it exceeds this many standard errors (see ``verdict``).
 NOISE_Z = 2.0
 
@@ -104,15 +107,15 @@ def _sha(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
-def pretrain_key(pre: Pretraining, preset: str) -> str:
+def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> str:
     """Hash of the settings, the generator's code and the nets that make the trunk."""
     from netgen.emit import generate
     from netgen.presets import get_preset
 
-    nets = generate(get_preset(preset), "synthetic", pre.classes,
+    nets = generate(get_preset(preset).replace(**(changes or {})), "synthetic", pre.classes,
                     names=["baseline_rgb", "grouper_rgb"])
     parts = {"settings": asdict(pre),
-             "preset": preset,
+             "preset": preset, "preset_changes": changes or {},
              "generator": _sha((REPO / "data_prep" / "synthetic.py").read_bytes()),
              "nets": {k: _sha(v) for k, v in sorted(nets.items())}}
     return _sha(json.dumps(parts, sort_keys=True, default=str))[:16]
@@ -142,9 +145,9 @@ def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
 
 
 def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, gpu: int,
-                     backend: str) -> dict[str, str]:
+                     backend: str, changes: dict | None = None) -> dict[str, str]:
     """{"vgg16": ..., "cnn_m_2048": ...} trained once on the pretraining set (cached)."""
-    folder = cache / pretrain_key(pre, preset)
+    folder = cache / pretrain_key(pre, preset, changes)
     trunk = {"vgg16": folder / "vgg16_trunk.caffemodel",
              "cnn_m_2048": folder / "cnn_m_2048_trunk.caffemodel"}
     if all(p.exists() for p in trunk.values()):
@@ -153,12 +156,14 @@ def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, g
     log(f"pretraining the trunks once on {pre.classes} other synthetic classes -> {folder}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "settings.json").write_text(json.dumps(
-        {"pretraining": asdict(pre), "preset": preset}, indent=1) + "\n")
+        {"pretraining": asdict(pre), "preset": preset, "preset_changes": changes or {}},
+        indent=1) + "\n")
     data = folder / "data"
     prepare_data(data, "pretrain", pre.classes, pre.clips_per_class, pre.frames, pre.flow,
                  workers, pre.seed)
     exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes, out=folder,
-                     preset=preset, backend=backend, gpu=gpu, seed=pre.seed, max_iter=pre.iters)
+                     preset=preset, backend=backend, gpu=gpu, seed=pre.seed, max_iter=pre.iters,
+                     preset_changes=dict(changes or {}))
     stages = [Stage("baseline_rgb"), Stage("grouper_rgb")]
     generate_nets(exp, stages)
     finals = train_stages(exp, stages)
@@ -289,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-clips", type=int, default=Pretraining.clips_per_class)
     ap.add_argument("--pretrain-cache", default=str(default_cache()),
                     help="folder of the cached pretrained trunks (default %(default)s)")
+    ap.add_argument("--dropout", type=float, default=MINIATURE_DROPOUT,
+                    help="dropout ratio of the small preset's FC layers in every net of the "
+                         "miniature, pretraining included (default %(default)s; the preset's "
+                         "0.5 kept the small nets at chance, docs/MINIATURE.md)")
     ap.add_argument("--gpu", type=int, default=-1, help="GPU id (default -1: the CPU)")
     ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
     ap.add_argument("--workers", type=int, default=2)
@@ -301,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     out = Path(args.out).expanduser().absolute()
     mini = Miniature(args.classes, args.clips_per_class, args.frames, args.flow)
+    changes = {"dropout": args.dropout}
     try:
         data = out / "data"
         prepare_data(data, "miniature", mini.classes, mini.clips_per_class, mini.frames,
@@ -310,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             pre = Pretraining(clips_per_class=args.pretrain_clips, frames=args.frames,
                               iters=args.pretrain_iters)
             imagenet = pretrained_trunk(pre, "small", Path(args.pretrain_cache).expanduser(),
-                                        args.workers, args.gpu, args.backend)
+                                        args.workers, args.gpu, args.backend, changes)
         methods = tuple(m for m in METHODS if m in args.methods)
         seed_dirs = [out / f"seed{s}" for s in range(args.seeds)]
         for s, folder in enumerate(seed_dirs):
@@ -319,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                              out=folder, preset="small", methods=methods, backend=args.backend,
                              gpu=args.gpu, seed=s, max_iter=args.max_iter,
                              fusion_max_iter=args.fusion_iters, imagenet=imagenet,
+                             preset_changes=changes,
                              class_names=list(read_class_index(data / "splits" /
                                                                "classInd.txt")))
             run_experiment(exp)
@@ -332,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["tools/claims.py", *(argv if argv is not None else sys.argv[1:])])
     header = (f"# Claims in miniature\n\n`{command}`"
               f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips, "
+              f"dropout {args.dropout:g}, "
               f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}, "
               f"pretrained trunk: {trunk}"
               f"; {(time.time() - start) / 60:.1f} min this call.")

@@ -66,6 +66,12 @@ def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
     runs = out / "seed0" / "runs"
     assert "conv1_1 <- vgg16:conv1_1" in (runs / "baseline_flow" / "train.log").read_text()
     assert "grouper_conv1 <- cnn_m_2048:conv1" in (runs / "grouper_rgb" / "train.log").read_text()
+    # The miniature's dropout (0: no Dropout layer) holds for every net, the pretraining's too.
+    nets = out / "seed0" / "nets" / "prototxt" / "small" / "synthetic"
+    text = (nets / "baseline_rgb_train.prototxt").read_text()
+    assert 'type: "Dropout"' not in text and 'type: "InnerProduct"' in text
+    grouper = (trunk / "runs" / "grouper_rgb" / "train.prototxt").read_text()
+    assert 'type: "Dropout"' not in grouper and 'type: "InnerProduct"' in grouper
     # A rerun resumes: nothing retrains, the trunk is not pretrained again.
     again = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "claims.py"), *args],
                            env=env, capture_output=True, text=True, timeout=3000)
