@@ -49,6 +49,7 @@ CLAIMS: tuple[tuple[str, str, str, str, str], ...] = (
     ("co2fi>no coarseness", "CO2FI-complete", "CO2FI-no coarseness", "two-stream", "Table 1"),
     ("asyn5>asyn1", "Baseline+ASYN (Δ = 5)", "Baseline+ASYN (Δ = 1)", "two-stream", "Table 2"),
     ("asyn1>syn", "Baseline+ASYN (Δ = 1)", "Baseline+SYN", "two-stream", "Table 2"),
+    ("asyn5>syn", "Baseline+ASYN (Δ = 5)", "Baseline+SYN", "two-stream", "Table 2"),
     ("asyn5>baseline", "Baseline+ASYN (Δ = 5)", "Two-stream baseline", "two-stream", "Table 2"),
     ("co2fi+asyn>co2fi", "CO2FI+ASYN (Δ = 5)", "CO2FI-complete", "two-stream", "Table 2"),
     ("co2fi+asyn>baseline+asyn", "CO2FI+ASYN (Δ = 5)", "Baseline+ASYN (Δ = 5)", "two-stream",
