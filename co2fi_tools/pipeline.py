@@ -63,6 +63,9 @@ class Experiment:
     #: Data-parallel training on these GPUs (co2fi_tools.multigpu); () = the single ``gpu``.
     gpus: tuple[int, ...] = ()
     batch_per_gpu: int | None = None
+    #: Sizes of the preset changed for this experiment (``Preset.replace``), e.g. the
+    #: miniature's {"dropout": 0.0} (docs/MINIATURE.md).
+    preset_changes: dict = field(default_factory=dict)
 
     @property
     def nets(self) -> Path:
@@ -114,7 +117,8 @@ def generate_nets(exp: Experiment, stages: list[Stage]) -> None:
 
     variants = [s.variant for s in stages]
     deploy_only = [v for v in _deploy_variants(exp) if v not in variants]
-    files = generate(get_preset(exp.preset), exp.dataset, exp.num_classes,
+    files = generate(get_preset(exp.preset).replace(**exp.preset_changes), exp.dataset,
+                     exp.num_classes,
                      names=variants + deploy_only)
     write(files, exp.nets)
 

@@ -14,6 +14,12 @@ Made so that the paper's two ideas have something to find:
 - Clutter: a smooth random background, small distractor shapes moving all the time, brightness
   flicker, pixel noise and JPEG (MJPG) artefacts, random object size/grey level/colour.
 
+Designs (``--design``): ``classic`` is the set above (the demo's); ``miniature`` is the set of
+`make claims`, in which the paper's claims can show (docs/MINIATURE.md: larger, faster, grainy
+objects whose motion survives the flow quantisation; product groups that adding the streams'
+scores resolves and pair groups that only fusion across time points can); ``pretrain`` is the
+miniature's stand-in for ImageNet (other classes: shapes).
+
 Output: ``<out>/videos/<Class>/v_<Class>_g<NN>_c01.avi`` (one clip per group number, like UCF101's
 groups) and ``<out>/splits/{classInd,trainlist01,testlist01}.txt`` in UCF101's format, so the same
 code path serves both. Every clip is a pure function of (seed, class, clip): a rerun skips
@@ -63,6 +69,8 @@ class ClassSpec:
     direction: tuple[float, float]
     pattern: str
     speed: float
+    #: (direction, pattern) pairs a clip of the class draws from (miniature design only).
+    cues: tuple[tuple[tuple[float, float], str], ...] = ()
 
 
 def class_specs(num_classes: int) -> list[ClassSpec]:
@@ -238,6 +246,150 @@ def render_clip(
     return frames
 
 
+# --- The miniature (docs/MINIATURE.md) -------------------------------------------------------
+#: Designs of the generator: "classic" (the demo's set, above) and "miniature" (the set in which
+#: the paper's claims can show: docs/MINIATURE.md).
+DESIGNS = ("classic", "miniature", "pretrain")
+#: Miniature groups cycle through these kinds: a "product" group holds 4 classes, one per
+#: (direction, pattern) pair, which adding the two streams' scores resolves; a "pair" group
+#: holds 2 classes, each the union of two (direction, pattern) pairs arranged as an XOR, which
+#: no single frame, no single flow stack and no sum of the two streams' scores can resolve.
+MINI_KINDS = ("product", "product", "pair", "pair")
+#: Linear motion whose two directions differ vertically. Training flips frames horizontally
+#: (TSN's augmentation, flow x inverted), which turns Left into Right, Cw into Ccw: classes
+#: told apart only by a horizontal direction or a spin sense get the same flipped inputs.
+#: A spinning disc makes no optical flow at all.
+MINI_FAMILIES: tuple[tuple[str, tuple[str, str], tuple[Vector, Vector]], ...] = (
+    ("Lift", ("Up", "Down"), ((0.0, -1.0), (0.0, 1.0))),
+    ("Drift", ("UpRight", "DownLeft"), ((0.7, -0.7), (-0.7, 0.7))),
+    ("Tilt", ("UpLeft", "DownRight"), ((-0.7, -0.7), (0.7, 0.7))),
+)
+#: Object speed during the motion phase, pixels a frame at 128 px width (3-4 px at the 96x72
+#: the frames are stored at: 19-26 grey levels under the +-20 flow quantisation). Faster motion
+#: is underestimated by the demo's TV-L1 (3 scales, 3 warps), measured in docs/MINIATURE.md.
+MINI_SPEED = (4.0, 5.5)
+#: Contrast of the grain the tinted object carries (it moves with the object): a flat-coloured
+#: object gives TV-L1 edges only, and its flow inside collapses towards 0.
+MINI_GRAIN = 0.25
+#: Object radius as a fraction of the frame height (classic: 0.16-0.21): training crops (TSN's
+#: scale jitter and corner crops) of a 96x72 frame otherwise often miss most of the object.
+MINI_SIZE = (0.30, 0.36)
+MINI_CLUTTER = 0.15
+#: Frames between the end of the motion and the first textured frame (inclusive range).
+MINI_GAP = (3, 4)
+
+
+def miniature_specs(num_classes: int) -> list[ClassSpec]:
+    """Classes of the miniature, groups in the order of MINI_KINDS (cycled), truncated to
+    ``num_classes``. A group shares shape, tint and motion family; its classes differ in
+    direction and texture. ``cues`` lists the (direction, pattern) pairs a class's clips draw
+    from: one for a product class, two (an XOR) for a pair class."""
+    specs: list[ClassSpec] = []
+    group = 0
+    while len(specs) < num_classes:
+        shape = SHAPES[group % len(SHAPES)]
+        family, dir_names, dir_vectors = MINI_FAMILIES[group % len(MINI_FAMILIES)]
+        kind = MINI_KINDS[group % len(MINI_KINDS)]
+        if kind == "product":
+            members = [(f"{dir_names[d]}{p}", ((dir_vectors[d], p),))
+                       for p in PATTERNS for d in (0, 1)]
+        else:
+            same = ((dir_vectors[0], PATTERNS[0]), (dir_vectors[1], PATTERNS[1]))
+            swap = ((dir_vectors[0], PATTERNS[1]), (dir_vectors[1], PATTERNS[0]))
+            members = [("PairSame", same), ("PairSwap", swap)]
+        for suffix, cues in members:
+            if len(specs) == num_classes:
+                break
+            specs.append(ClassSpec(f"{shape}{family}{suffix}", group, shape, family,
+                                   cues[0][0], cues[0][1], 1.0, cues))
+        group += 1
+    return specs
+
+
+def pretrain_specs(num_classes: int) -> list[ClassSpec]:
+    """The pretraining set (the miniature's stand-in for ImageNet): other classes, one a shape
+    (SHAPES, cycled with a size tier), each clip with a random tint, texture and direction, so
+    that the trunk learns shapes, textures and motion edges without the miniature's classes."""
+    cues = tuple((vec, pattern) for _, _, vectors in MINI_FAMILIES for vec in vectors
+                 for pattern in PATTERNS)
+    return [ClassSpec(f"{SHAPES[c % len(SHAPES)]}Shape{c // len(SHAPES) or ''}", -1,
+                      SHAPES[c % len(SHAPES)], "Any", cues[0][0], cues[0][1], 1.0, cues)
+            for c in range(num_classes)]
+
+
+def miniature_timeline(num_frames: int, rng: np.random.Generator) -> Timeline:
+    """Motion over the first ~40 % of the clip, a neutral gap of MINI_GAP frames, then the
+    texture to the end. A gap of >= 3 frames puts the two cues farther apart than a Delta = 1
+    period reaches (2 steps of 1 frame, and a 5-field flow stack ends where its motion ends);
+    a Delta = 5 period (2 steps of 5 frames) spans it (docs/MINIATURE.md)."""
+    jitter = max(1, num_frames // 24)
+    move_start = max(1, round(num_frames * 0.08) + int(rng.integers(-jitter, jitter + 1)))
+    move_end = move_start + max(2, round(num_frames * 0.4))
+    show_start = move_end + int(rng.integers(MINI_GAP[0], MINI_GAP[1] + 1))
+    return Timeline(move_start, min(move_end, num_frames), min(show_start, num_frames - 1))
+
+
+def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames: int,
+                          width: int, height: int, clutter: float = MINI_CLUTTER
+                          ) -> list[np.ndarray]:
+    """Frames (BGR uint8) of one miniature clip: the object (its group's shape and tint) rests,
+    moves in the clip's direction at MINI_SPEED, rests in its tint, then shows the clip's
+    texture. The clip's (direction, pattern) is drawn from the class's ``cues``."""
+    direction, pattern = spec.cues[int(rng.integers(len(spec.cues)))]
+    timeline = miniature_timeline(num_frames, rng)
+    background = _background(rng, width, height, clutter)
+    size = height * rng.uniform(*MINI_SIZE)
+    x, y = rng.uniform(0, width), rng.uniform(0, height)
+    pretrain = spec.group < 0
+    if pretrain:  # shapes to learn: near the centre, where every training crop sees them
+        x, y = width * rng.uniform(0.35, 0.65), height * rng.uniform(0.35, 0.65)
+    angle = rng.uniform(0, 360)
+    hue = (spec.group * 47) % 180 if spec.group >= 0 else int(rng.integers(0, 180))
+    tint = np.array(cv2.cvtColor(np.uint8([[[hue, 170, int(rng.uniform(170, 230))]]]),
+                                 cv2.COLOR_HSV2BGR)[0, 0], np.float32)
+    colour = np.array(cv2.cvtColor(
+        np.uint8([[[rng.integers(0, 180), 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0], np.float32)
+    texture = _texture(pattern, width, height, colour, period=max(3, round(size / 3)))
+    norm = math.hypot(*direction) or 1.0
+    speed = rng.uniform(*MINI_SPEED) * width / 128 * (0.2 if pretrain else 1.0)
+    step = (direction[0] / norm * speed, direction[1] / norm * speed)
+    coarse = rng.normal(0, 1, size=(height // 6 + 1, width // 6 + 1)).astype(np.float32)
+    grain = 1 + MINI_GRAIN * np.clip(
+        cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR), -2, 2)
+    x0, y0 = x, y
+    distractors = [
+        _Mover(shape=str(rng.choice(SHAPES)), x=rng.uniform(0, width), y=rng.uniform(0, height),
+               vx=rng.uniform(-1.5, 1.5), vy=rng.uniform(-1.5, 1.5),
+               size=height * rng.uniform(0.04, 0.06),
+               colour=rng.uniform(60, 200, size=3).astype(np.float32))
+        for _ in range(round(int(rng.integers(2, 5)) * clutter))
+    ]
+    frames = []
+    mask = np.zeros((height, width), np.uint8)
+    for t in range(num_frames):
+        img = background * (1 + clutter * rng.uniform(-0.1, 0.1))
+        for d in distractors:
+            mask[:] = 0
+            draw_shape_mask(mask, d.shape, d.x, d.y, d.size, 0.0)
+            alpha = mask[..., None].astype(np.float32) / 255
+            img = img * (1 - alpha) + d.colour * alpha
+            d.x, d.y = (d.x + d.vx) % width, (d.y + d.vy) % height
+        if timeline.move_start <= t < timeline.move_end:
+            x, y = (x + step[0]) % width, (y + step[1]) % height
+        mask[:] = 0
+        draw_shape_mask(mask, spec.shape, x, y, size, angle)
+        alpha = mask[..., None].astype(np.float32) / 255
+        if t >= timeline.show_start:
+            look = texture
+        else:  # the grain travels with the object (offsets wrap as the object does)
+            moved = np.roll(grain, (round(y - y0), round(x - x0)), axis=(0, 1))
+            look = tint * moved[..., None]
+        img = img * (1 - alpha) + look * alpha
+        img += rng.normal(0, 6 * clutter, size=img.shape).astype(np.float32)
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return frames
+
+
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = FPS) -> None:
     """Writes ``frames`` to ``path`` atomically (temporary name, then rename)."""
     height, width = frames[0].shape[:2]
@@ -302,19 +454,28 @@ def generate(
     test_fraction: float = 0.25,
     num_splits: int = 1,
     progress: bool = False,
-    clutter: float = DEFAULT_CLUTTER,
+    clutter: float | None = None,
+    design: str = "classic",
 ) -> list[Path]:
-    """Writes the videos and split files; returns the video paths. Finished videos are kept."""
+    """Writes the videos and split files; returns the video paths. Finished videos are kept.
+    ``design``: "classic" (the demo's set) or "miniature" (docs/MINIATURE.md); ``clutter``
+    defaults to the design's (DEFAULT_CLUTTER, MINI_CLUTTER)."""
     from netgen.presets import MAX_SYNTHETIC_CLASSES
 
     if not 1 <= num_classes <= MAX_SYNTHETIC_CLASSES:
         raise ValueError(f"--classes must be in 1..{MAX_SYNTHETIC_CLASSES}, not {num_classes}")
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
+    if clutter is None:
+        clutter = DEFAULT_CLUTTER if design == "classic" else MINI_CLUTTER
     if num_classes < 1 or clips_per_class < 2 or num_frames < 2:
         raise ValueError("need >= 1 class, >= 2 clips a class and >= 2 frames a clip")
     if not 0 <= clutter <= 1:
         raise ValueError(f"clutter must be in [0, 1], got {clutter}")
     out_dir = Path(out_dir)
-    specs = class_specs(num_classes)
+    specs = {"classic": class_specs, "miniature": miniature_specs,
+             "pretrain": pretrain_specs}[design](num_classes)
+    render = render_clip if design == "classic" else render_miniature_clip
     paths = []
     jobs = [(label, clip) for label in range(num_classes) for clip in range(clips_per_class)]
     if progress:
@@ -329,7 +490,7 @@ def generate(
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([seed, label, clip])
-        write_video(path, render_clip(spec, rng, num_frames, width, height, clutter))
+        write_video(path, render(spec, rng, num_frames, width, height, clutter))
     write_splits(out_dir / "splits", specs, clips_per_class, test_fraction, num_splits)
     return paths
 
@@ -347,15 +508,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--test-fraction", type=float, default=0.25, help="clips a class held out")
     p.add_argument("--splits", type=int, default=1, help="number of train/test splits")
-    p.add_argument("--clutter", type=float, default=DEFAULT_CLUTTER,
+    p.add_argument("--clutter", type=float,
                    help="0..1: background colours, distractors, flicker and noise "
-                        f"(default {DEFAULT_CLUTTER})")
+                        f"(default {DEFAULT_CLUTTER}; miniature {MINI_CLUTTER})")
+    p.add_argument("--design", choices=DESIGNS, default="classic",
+                   help="classic: the demo's set; miniature: the set of `make claims`; "
+                        "pretrain: its pretraining set (docs/MINIATURE.md)")
     args = p.parse_args(argv)
     try:
         paths = generate(
             args.out_dir, args.classes, args.clips_per_class, args.frames, args.width,
             args.height, args.seed, args.test_fraction, args.splits, progress=True,
-            clutter=args.clutter,
+            clutter=args.clutter, design=args.design,
         )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

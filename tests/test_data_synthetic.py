@@ -62,3 +62,65 @@ def test_same_seed_same_pixels_and_finished_files_are_kept(tmp_path):
                     "--frames", "6", "--width", "32", "--height", "24", "--seed", "5"])
     assert a[0].stat().st_mtime_ns == stamp and a[1].exists()
     assert not list((tmp_path / "a").rglob(".*tmp*"))
+
+
+def test_miniature_pair_classes_are_an_xor_of_the_two_cues():
+    specs = synthetic.miniature_specs(12)
+    assert len({s.name for s in specs}) == 12
+    pairs = [s for s in specs if len(s.cues) == 2]
+    assert len(pairs) == 4 and len([s for s in specs if len(s.cues) == 1]) == 8
+    for group in {s.group for s in pairs}:
+        a, b = (s for s in pairs if s.group == group)
+        # each cue alone (direction or texture) occurs in both classes: no stream decides
+        assert {d for d, _ in a.cues} == {d for d, _ in b.cues}
+        assert {p for _, p in a.cues} == {p for _, p in b.cues}
+        assert not set(a.cues) & set(b.cues)  # the conjunction does
+
+
+def test_miniature_gap_is_beyond_delta_1_and_within_delta_5():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        t = synthetic.miniature_timeline(48, rng)
+        assert 3 <= t.show_start - t.move_end <= 4 and t.move_end - t.move_start >= 15
+        assert t.show_start < 48 - 10  # texture long enough for several periods
+
+
+def test_miniature_motion_survives_the_flow_quantisation():
+    from data_prep import flow
+
+    spec = synthetic.miniature_specs(12)[0]
+    rng = np.random.default_rng([0, 0, 0])
+    frames = synthetic.render_miniature_clip(spec, rng, 48, 128, 96)
+    grey = [cv2.cvtColor(cv2.resize(f, (96, 72), interpolation=cv2.INTER_AREA),
+                         cv2.COLOR_BGR2GRAY) for f in frames]
+    fn = flow.METHODS["tvl1-fast"]()
+    peaks = [np.percentile(np.hypot(*np.moveaxis(fn(grey[i], grey[i + 1]), -1, 0)), 99.5)
+             for i in range(47)]
+    assert max(peaks) >= 2.5  # >= 16 grey levels of the stored flow (+-20 px -> 0..255)
+    assert sorted(peaks)[len(peaks) // 4] < 1.0  # and near 0 while the object rests
+
+
+def test_pretrain_classes_are_other_classes():
+    mini = {s.name for s in synthetic.miniature_specs(12)}
+    pre = synthetic.pretrain_specs(8)
+    assert len({s.name for s in pre}) == 8 and not mini & {s.name for s in pre}
+    assert all(s.group == -1 for s in pre)  # random tint: the group colour is not a cue
+
+
+def test_designs_write_their_classes(tmp_path):
+    synthetic.main([str(tmp_path / "m"), "--design", "miniature", "--classes", "12",
+                    "--clips-per-class", "2", "--frames", "20", "--width", "32",
+                    "--height", "24"])
+    names = (tmp_path / "m" / "splits" / "classInd.txt").read_text().split()
+    assert "TriangleTiltPairSame" in names and "DiscLiftUpStriped" in names
+
+
+def test_miniature_directions_survive_the_horizontal_flip_of_training():
+    """Training flips frames left-right (flow x inverted): a class told apart from a group mate
+    only by a horizontal direction would get the same flipped inputs as that mate."""
+    for spec in synthetic.miniature_specs(12):
+        mates = [m for m in synthetic.miniature_specs(12) if m.group == spec.group]
+        for (dx, dy), _ in spec.cues:
+            flipped = (-dx, dy)
+            others = {d for m in mates for d, _ in m.cues if d != (dx, dy)}
+            assert flipped not in others, spec.name

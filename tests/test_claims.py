@@ -1,0 +1,79 @@
+"""`make claims` (co2fi_tools.claims): verdicts, the summary's structure, and one tiny run end to
+end (1 seed, a few iterations) whose trunk comes from the cached pretraining."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from co2fi_tools import claims
+from tests.conftest import REPO_ROOT, requires_caffe
+
+
+def test_verdict_uses_seed_spread_and_marks_noise() -> None:
+    assert claims.verdict([0.80, 0.82, 0.81], [0.60, 0.61, 0.62], 96)[0] == "held"
+    assert claims.verdict([0.60, 0.61, 0.62], [0.80, 0.82, 0.81], 96)[0] == "not held"
+    assert claims.verdict([0.70, 0.80, 0.60], [0.69, 0.79, 0.61], 96)[0] == "within noise"
+    # One seed: the test set's binomial error (96 videos, p = 0.5: 7.2 points for a difference)
+    v, diff, se = claims.verdict([0.55], [0.50], 96)
+    assert v == "within noise" and diff == pytest.approx(0.05)
+    assert se == pytest.approx((2 * 0.525 * 0.475 / 96) ** 0.5)
+
+
+def test_summary_lists_every_row_and_claim() -> None:
+    rows = {("Two-stream baseline", s): {"mca": [0.5, 0.6], "top1": [0.5, 0.6]}
+            for s in claims.RESULT_STREAMS}
+    rows[("CO2FI-complete", "two-stream")] = {"mca": [0.9, 0.91], "top1": [0.9, 0.9]}
+    markdown, summary = claims.summarise(rows, 96, "# t")
+    for method in claims.TABLE1 + claims.TABLE2:
+        assert f"| {method} |" in markdown
+    assert "| Two-stream baseline | 2 | 55.0 ± 7.1 / 55.0 ± 7.1 |" in markdown
+    verdicts = {c["claim"]: c["verdict"] for c in summary["claims"]}
+    assert set(verdicts) == {c[0] for c in claims.CLAIMS}
+    assert verdicts["co2fi>baseline"] == "held"
+    assert verdicts["asyn5>asyn1"] == "not run"
+
+
+@requires_caffe
+def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
+    out, cache = tmp_path / "claims", tmp_path / "cache"
+    methods = ["Two-stream baseline", "CO2FI-complete", "Baseline+ASYN (Δ = 5)"]
+    args = ["--out", str(out), "--seeds", "1", "--classes", "6", "--clips-per-class", "3",
+            "--frames", "40", "--flow", "farneback", "--max-iter", "3", "--fusion-iters", "2",
+            "--pretrain-iters", "3", "--pretrain-clips", "2", "--pretrain-cache", str(cache),
+            "--workers", "1", "--methods", *methods]
+    env = dict(os.environ, GLOG_minloglevel="2")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "claims.py"), *args],
+                          env=env, capture_output=True, text=True, timeout=3000)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "claims.json").read_text())
+    got = {(r["method"], r["stream"]): len(r["mca"]) for r in summary["rows"]}
+    assert got[("CO2FI-complete", "motion")] == 1
+    assert got[("Baseline+ASYN (Δ = 5)", "two-stream")] == 1
+    verdicts = {c["claim"]: c["verdict"] for c in summary["claims"]}
+    assert verdicts["co2fi>baseline"] in {"held", "not held", "within noise"}
+    assert verdicts["asyn5>baseline"] in {"held", "not held", "within noise"}
+    assert verdicts["asyn5>asyn1"] == "not run"
+    assert "| CO2FI-complete | 1 |" in (out / "claims.md").read_text()
+    # The cached trunk started the baseline streams (flow: cross-modality) and the groupers.
+    trunk = next(cache.iterdir())
+    assert (trunk / "vgg16_trunk.caffemodel").exists()
+    runs = out / "seed0" / "runs"
+    assert "conv1_1 <- vgg16:conv1_1" in (runs / "baseline_flow" / "train.log").read_text()
+    assert "grouper_conv1 <- cnn_m_2048:conv1" in (runs / "grouper_rgb" / "train.log").read_text()
+    # The miniature's dropout (0: no Dropout layer) holds for every net, the pretraining's too.
+    nets = out / "seed0" / "nets" / "prototxt" / "small" / "synthetic"
+    text = (nets / "baseline_rgb_train.prototxt").read_text()
+    assert 'type: "Dropout"' not in text and 'type: "InnerProduct"' in text
+    grouper = (trunk / "runs" / "grouper_rgb" / "train.prototxt").read_text()
+    assert 'type: "Dropout"' not in grouper and 'type: "InnerProduct"' in grouper
+    # A rerun resumes: nothing retrains, the trunk is not pretrained again.
+    again = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "claims.py"), *args],
+                           env=env, capture_output=True, text=True, timeout=3000)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "(cached)" in again.stdout and "(training)" not in again.stdout
