@@ -14,10 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-from co2fi_tools.pipeline import Experiment, claim_output, log, run_experiment
-from co2fi_tools.safe_io import FolderLock, error_line
+from co2fi_tools.pipeline import (
+    Experiment,
+    claim_output,
+    log,
+    run_experiment,
+    run_reporting_errors,
+)
+from co2fi_tools.safe_io import FolderLock
 from co2fi_tools.stages import DEMO_METHODS, METHODS
-from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted
 
 #: Frames are stored with the small preset's input (64) as TSN's 224 is to 256: short side 72.
 DEMO_FRAME_SIZE = "96x72"
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     out = Path(args.out).expanduser().absolute()  # the user's path, resolved once
     data = out / "data" / "synthetic"
-    try:
+    def demo() -> dict:
         with FolderLock(out, "demo"):
             # before anything is made or reused: a 10-class rerun into a 4-class demo stops here
             claim_output(out, demo_settings(args), DEMO_REMEDY)
@@ -94,16 +99,11 @@ def main(argv: list[str] | None = None) -> int:
                              fusion_max_iter=args.max_iter or args.fusion_iters,
                              class_names=list(read_class_index(data / "splits" /
                                                                "classInd.txt")))
-            summary = run_experiment(exp)
-    except TrainingInterrupted as exc:
-        print(f"demo: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("demo: interrupted; rerun the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"demo: error: {error_line(exc)}", file=sys.stderr)
-        return 1
+            return run_experiment(exp)
+
+    code, summary = run_reporting_errors("demo", demo)
+    if code:
+        return code
     print()
     print(summary["tables"])
     minutes = (time.time() - start) / 60

@@ -22,9 +22,12 @@ reusing or overwriting the old work; methods may be added.
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from co2fi_tools.safe_io import (
     FolderLock,
@@ -37,6 +40,8 @@ from co2fi_tools.safe_io import (
 from co2fi_tools.stages import METHODS, Stage, plan
 from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
 from netgen.presets import get_preset
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -356,11 +361,25 @@ def choose_gpu(gpu: int | None, usable=gpu_usable) -> int:
                      "tools/install_caffe.sh --cuda on")
 
 
+
+def run_reporting_errors(prog: str, job: Callable[[], T]) -> tuple[int, T | None]:
+    """Runs a command line's ``job``: (0, its result), or (exit code, None) after one line on
+    stderr: 130 when interrupted (the rerun resumes), 1 for a bad input or an OS error."""
+    try:
+        return 0, job()
+    except TrainingInterrupted as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"{prog}: error: {error_line(exc)}", file=sys.stderr)
+        return 1, None
+    return EXIT_INTERRUPTED, None
+
 def main(argv: list[str] | None = None) -> int:
     # Caffe's INFO lines go to each run's train.log; the console shows progress only.
     os.environ.setdefault("GLOG_minloglevel", "2")
     import argparse
-    import sys
 
     from netgen import paper
 
@@ -413,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cnn_m_2048"):
         if getattr(args, key) is not None:
             setattr(args, key, Path(getattr(args, key)).expanduser().absolute())
-    try:
+    def experiment() -> dict:
         num_classes = args.num_classes or paper.NUM_CLASSES.get(args.dataset)
         if num_classes is None:
             raise ValueError("--num-classes is needed for this dataset")
@@ -439,15 +458,10 @@ def main(argv: list[str] | None = None) -> int:
                          seed=args.seed, max_iter=args.max_iter, imagenet=imagenet,
                          class_names=class_names, keep_snapshots=args.keep_snapshots,
                          gpus=gpus, batch_per_gpu=args.batch_per_gpu)
-        summary = run_experiment(exp)
-    except TrainingInterrupted as exc:
-        print(f"run_experiment: {exc}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("run_experiment: interrupted; rerun the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"run_experiment: error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        return run_experiment(exp)
+
+    code, summary = run_reporting_errors("run_experiment", experiment)
+    if code:
+        return code
     print(summary["tables"])
     return 0

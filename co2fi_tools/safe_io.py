@@ -138,7 +138,8 @@ def _holder_text(info: Mapping[str, Any]) -> str:
             f"({info.get('command', '?')})")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this machine with that pid exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -207,7 +208,7 @@ class FolderLock:
         if old.get("pid") and old.get("pid") != os.getpid():
             self.took_over = old
             if self.announce_takeover:
-                alive = old.get("host") == socket.gethostname() and _pid_alive(int(old["pid"]))
+                alive = old.get("host") == socket.gethostname() and pid_alive(int(old["pid"]))
                 state = "" if alive else " (no longer running)"
                 print(f"note: {self.folder}: taking over the lock of an earlier "
                       f"{old.get('job', 'job')}, {_holder_text(old)}{state}", file=sys.stderr)

@@ -34,6 +34,7 @@ from co2fi_tools.safe_io import (
     LockHeld,
     atomic_write_text,
     os_error_cause,
+    pid_alive,
     settings_diff,
 )
 from data_prep import flow as flowlib
@@ -256,18 +257,8 @@ def _remove_dead_partials(frames_root: Path) -> None:
     for path in frames_root.glob(".*.partial-*"):
         rest = path.name.rsplit(".partial-", 1)[1]
         owner, _, pid = rest.rpartition("-")
-        if owner == host and pid.isdigit() and not _alive(int(pid)):
+        if owner == host and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def check_done_settings(jobs: Sequence[tuple[str, str]], options: ExtractOptions) -> None:

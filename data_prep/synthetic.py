@@ -185,6 +185,18 @@ class _Mover:
     colour: np.ndarray
 
 
+def _paint_distractors(img: np.ndarray, distractors: list[_Mover], mask: np.ndarray,
+                       width: int, height: int) -> np.ndarray:
+    """Paints each distractor over ``img`` and moves it one frame on (wrapping at the edges)."""
+    for d in distractors:
+        mask[:] = 0
+        draw_shape_mask(mask, d.shape, d.x, d.y, d.size, 0.0)
+        alpha = mask[..., None].astype(np.float32) / 255
+        img = img * (1 - alpha) + d.colour * alpha
+        d.x, d.y = (d.x + d.vx) % width, (d.y + d.vy) % height
+    return img
+
+
 def render_clip(
     spec: ClassSpec, rng: np.random.Generator, num_frames: int, width: int, height: int,
     clutter: float = DEFAULT_CLUTTER,
@@ -225,12 +237,7 @@ def render_clip(
     mask = np.zeros((height, width), np.uint8)
     for t in range(num_frames):
         img = background * (1 + clutter * rng.uniform(-0.1, 0.1))
-        for d in distractors:
-            mask[:] = 0
-            draw_shape_mask(mask, d.shape, d.x, d.y, d.size, 0.0)
-            alpha = mask[..., None].astype(np.float32) / 255
-            img = img * (1 - alpha) + d.colour * alpha
-            d.x, d.y = (d.x + d.vx) % width, (d.y + d.vy) % height
+        img = _paint_distractors(img, distractors, mask, width, height)
         if timeline.move_start <= t < timeline.move_end:
             if spec.family == "Spin":
                 angle += per_frame[0]
@@ -368,12 +375,7 @@ def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames:
     mask = np.zeros((height, width), np.uint8)
     for t in range(num_frames):
         img = background * (1 + clutter * rng.uniform(-0.1, 0.1))
-        for d in distractors:
-            mask[:] = 0
-            draw_shape_mask(mask, d.shape, d.x, d.y, d.size, 0.0)
-            alpha = mask[..., None].astype(np.float32) / 255
-            img = img * (1 - alpha) + d.colour * alpha
-            d.x, d.y = (d.x + d.vx) % width, (d.y + d.vy) % height
+        img = _paint_distractors(img, distractors, mask, width, height)
         if timeline.move_start <= t < timeline.move_end:
             x, y = (x + step[0]) % width, (y + step[1]) % height
         mask[:] = 0

@@ -13,6 +13,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 GPU_TOOLS = REPO / "tools" / "gpu"
 
+def load_script(path: Path):
+    """A tools/ script as a module (registered: dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def needs_caffe() -> None:
     pytest.importorskip("caffe")
 
@@ -73,12 +83,7 @@ def test_check_detects_a_perturbed_weight(tmp_path: Path) -> None:
 
 def test_check_compare_tolerances() -> None:
     needs_caffe()
-    spec = importlib.util.spec_from_file_location("check_gpu_vs_cpu",
-                                                  GPU_TOOLS / "check_gpu_vs_cpu.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["check_gpu_vs_cpu"] = mod   # dataclasses look their module up
-    spec.loader.exec_module(mod)
+    mod = load_script(GPU_TOOLS / "check_gpu_vs_cpu.py")
     import numpy as np
 
     a = {"x": np.ones(1000, np.float32), "zero": np.zeros(3, np.float32)}
@@ -125,10 +130,7 @@ def test_check_rejects_a_bad_training_reading_before_running_nets() -> None:
 
 
 def test_bench_data_reads_the_gpu_demand_of_the_baseline_nets(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_data", REPO / "tools" / "bench_data.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(REPO / "tools" / "bench_data.py")
     bench = tmp_path / "gpu-bench.json"
     bench.write_text(json.dumps({"info": {}, "results": [
         {"kind": "torch", "net": "pytorch_vgg16_rgb", "batch": 16, "step_ms": {"median": 10.0}},
@@ -146,11 +148,7 @@ def test_bench_input_channels_match_netgen() -> None:
     needs_caffe()
     from netgen.data import channels
 
-    spec = importlib.util.spec_from_file_location("bench_caffe_vs_pytorch",
-                                                  GPU_TOOLS / "bench_caffe_vs_pytorch.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(GPU_TOOLS / "bench_caffe_vs_pytorch.py")
     assert [mod.in_channels(s) for s in ("rgb", "flow")] == [channels("rgb"), channels("flow")]
 
 
