@@ -185,6 +185,20 @@ class _Mover:
     colour: np.ndarray
 
 
+def _distractors(rng: np.random.Generator, width: int, height: int, clutter: float,
+                 speed: float, size: tuple[float, float], colour: tuple[float, float]
+                 ) -> list[_Mover]:
+    """2-4 moving shapes (times ``clutter``): speed in pixels a frame, size as a fraction of the
+    height, colour range per channel."""
+    return [
+        _Mover(shape=str(rng.choice(SHAPES)), x=rng.uniform(0, width), y=rng.uniform(0, height),
+               vx=rng.uniform(-speed, speed), vy=rng.uniform(-speed, speed),
+               size=height * rng.uniform(*size),
+               colour=rng.uniform(*colour, size=3).astype(np.float32))
+        for _ in range(round(int(rng.integers(2, 5)) * clutter))
+    ]
+
+
 def _paint_distractors(img: np.ndarray, distractors: list[_Mover], mask: np.ndarray,
                        width: int, height: int) -> np.ndarray:
     """Paints each distractor over ``img`` and moves it one frame on (wrapping at the edges)."""
@@ -223,16 +237,7 @@ def render_clip(
     else:
         per_frame = (spec.direction[0] * travel * width / steps,
                      spec.direction[1] * travel * height / steps)
-    distractors = [
-        _Mover(
-            shape=str(rng.choice(SHAPES)),
-            x=rng.uniform(0, width), y=rng.uniform(0, height),
-            vx=rng.uniform(-2.5, 2.5), vy=rng.uniform(-2.5, 2.5),
-            size=height * rng.uniform(0.05, 0.08),
-            colour=rng.uniform(30, 230, size=3).astype(np.float32),
-        )
-        for _ in range(round(int(rng.integers(2, 5)) * clutter))
-    ]
+    distractors = _distractors(rng, width, height, clutter, 2.5, (0.05, 0.08), (30, 230))
     frames = []
     mask = np.zeros((height, width), np.uint8)
     for t in range(num_frames):
@@ -364,13 +369,7 @@ def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames:
     grain = 1 + MINI_GRAIN * np.clip(
         cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR), -2, 2)
     x0, y0 = x, y
-    distractors = [
-        _Mover(shape=str(rng.choice(SHAPES)), x=rng.uniform(0, width), y=rng.uniform(0, height),
-               vx=rng.uniform(-1.5, 1.5), vy=rng.uniform(-1.5, 1.5),
-               size=height * rng.uniform(0.04, 0.06),
-               colour=rng.uniform(60, 200, size=3).astype(np.float32))
-        for _ in range(round(int(rng.integers(2, 5)) * clutter))
-    ]
+    distractors = _distractors(rng, width, height, clutter, 1.5, (0.04, 0.06), (60, 200))
     frames = []
     mask = np.zeros((height, width), np.uint8)
     for t in range(num_frames):
