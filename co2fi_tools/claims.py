@@ -15,20 +15,17 @@ within noise (``verdict``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from co2fi_tools.pipeline import Experiment, generate_nets, log, run_experiment, train_stages
-from co2fi_tools.stages import Stage
+from co2fi_tools import miniature
+from co2fi_tools.pipeline import Experiment, log, run_experiment
 
-REPO = Path(__file__).resolve().parent.parent
 TABLE1 = ("Two-stream baseline", "Direct combine ConvNets", "CO2FI-no class grouping",
           "CO2FI-two granularities", "CO2FI-no coarseness", "CO2FI-complete")
 TABLE2 = ("Baseline+SYN", "Baseline+ASYN (Δ = 1)", "Baseline+ASYN (Δ = 5)", "CO2FI+ASYN (Δ = 5)")
@@ -55,122 +52,8 @@ CLAIMS: tuple[tuple[str, str, str, str, str], ...] = (
     ("co2fi+asyn>baseline+asyn", "CO2FI+ASYN (Δ = 5)", "Baseline+ASYN (Δ = 5)", "two-stream",
      "Table 2"),
 )
-#: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
-#: docs/benchmarks/claims-cpu.md).
-MINIATURE_DROPOUT = 0.0
 #: A difference counts when it exceeds this many standard errors (see ``verdict``).
 NOISE_Z = 2.0
-
-
-@dataclass(frozen=True)
-class Miniature:
-    """What makes the miniature's data (docs/MINIATURE.md)."""
-
-    classes: int = 12
-    clips_per_class: int = 32
-    frames: int = 48
-    flow: str = "tvl1-fast"
-    data_seed: int = 0
-
-
-@dataclass(frozen=True)
-class Pretraining:
-    """What makes the pretrained trunk (the key of its cache folder)."""
-
-    classes: int = 8
-    clips_per_class: int = 40
-    frames: int = 48
-    #: The pretraining trains appearance nets only; its flow is extracted (the lists need it)
-    #: but never read, so the fastest method does.
-    flow: str = "farneback"
-    #: The small preset divides the learning rate by 10 at 1000 iterations.
-    iters: int = 1500
-    seed: int = 0
-
-
-def prepare_data(root: Path, design: str, classes: int, clips: int, frames: int, flow: str,
-                 workers: int, seed: int) -> None:
-    """Synthetic videos of ``design``, frames + flow and lists under ``root`` (resumable)."""
-    from co2fi_tools.demo import prepare_synthetic
-    from data_prep import synthetic
-
-    if not (root / "splits" / "classInd.txt").exists():
-        log(f"making {classes} x {clips} synthetic videos ({design}) under {root / 'videos'}")
-        rc = synthetic.main([str(root), "--design", design, "--classes", str(classes),
-                             "--clips-per-class", str(clips), "--frames", str(frames),
-                             "--seed", str(seed)])
-        if rc:
-            raise RuntimeError(f"synthetic video generation failed under {root} (exit {rc})")
-    prepare_synthetic(root, classes, clips, frames, flow, workers, seed)
-
-
-def _sha(text: str | bytes) -> str:
-    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
-
-
-def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> str:
-    """Hash of the settings, the generator's code and the nets that make the trunk."""
-    from netgen.emit import generate
-    from netgen.presets import get_preset
-
-    nets = generate(get_preset(preset).replace(**(changes or {})), "synthetic", pre.classes,
-                    names=["baseline_rgb", "grouper_rgb"])
-    parts = {"settings": asdict(pre),
-             "preset": preset, "preset_changes": changes or {},
-             "generator": _sha((REPO / "data_prep" / "synthetic.py").read_bytes()),
-             "nets": {k: _sha(v) for k, v in sorted(nets.items())}}
-    return _sha(json.dumps(parts, sort_keys=True, default=str))[:16]
-
-
-def default_cache() -> Path:
-    return Path(os.environ.get("CO2FI_CACHE", Path.home() / ".cache" / "co2fi")) / "pretrain"
-
-
-def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
-    """A trained net as an ImageNet-like source: the classifier (fc8, class-specific) dropped
-    and ``prefix`` taken off layer names (a grouper's ``grouper_conv1`` -> ``conv1``)."""
-    from co2fi_tools.train import _caffe_pb2
-
-    pb = _caffe_pb2()
-    net = pb.NetParameter()
-    net.ParseFromString(src.read_bytes())
-    kept = [layer for layer in net.layer if layer.blobs
-            and layer.name.removeprefix(prefix) != "fc8"]
-    del net.layer[:]
-    for layer in kept:
-        layer.name = layer.name.removeprefix(prefix)
-        net.layer.add().CopyFrom(layer)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.write_bytes(net.SerializeToString())
-    os.replace(tmp, dst)
-
-
-def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, gpu: int,
-                     backend: str, changes: dict | None = None) -> dict[str, str]:
-    """{"vgg16": ..., "cnn_m_2048": ...} trained once on the pretraining set (cached)."""
-    folder = cache / pretrain_key(pre, preset, changes)
-    trunk = {"vgg16": folder / "vgg16_trunk.caffemodel",
-             "cnn_m_2048": folder / "cnn_m_2048_trunk.caffemodel"}
-    if all(p.exists() for p in trunk.values()):
-        log(f"pretrained trunk: {folder} (cached)")
-        return {k: str(v) for k, v in trunk.items()}
-    log(f"pretraining the trunks once on {pre.classes} other synthetic classes -> {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(
-        {"pretraining": asdict(pre), "preset": preset, "preset_changes": changes or {}},
-        indent=1) + "\n")
-    data = folder / "data"
-    prepare_data(data, "pretrain", pre.classes, pre.clips_per_class, pre.frames, pre.flow,
-                 workers, pre.seed)
-    exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes, out=folder,
-                     preset=preset, backend=backend, gpu=gpu, seed=pre.seed, max_iter=pre.iters,
-                     preset_changes=dict(changes or {}))
-    stages = [Stage("baseline_rgb"), Stage("grouper_rgb")]
-    generate_nets(exp, stages)
-    finals = train_stages(exp, stages)
-    strip_for_trunk(finals["baseline_rgb"], trunk["vgg16"])
-    strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"], prefix="grouper_")
-    return {k: str(v) for k, v in trunk.items()}
 
 
 # ------------------------------------------------------------------ summary and verdicts
@@ -275,6 +158,29 @@ def _num_test(data: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
 
 
+def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Miniature,
+           imagenet: dict[str, str], start: float) -> str:
+    """The first lines of claims.md: the command and the settings of this call."""
+    trunk = f"yes, {args.pretrain_iters} iterations" if imagenet else "no"
+    command = shlex.join(["tools/claims.py", *(argv if argv is not None else sys.argv[1:])])
+    return (f"# Claims in miniature\n\n`{command}`"
+            f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips, "
+            f"dropout {args.dropout:g}, "
+            f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}, "
+            f"pretrained trunk: {trunk}"
+            f"; {(time.time() - start) / 60:.1f} min this call.")
+
+
+def write_summary(out: Path, seed_dirs: list[Path], data: Path, head: str) -> str:
+    """claims.md and claims.json from the seeds finished so far (rewritten after each seed)."""
+    from co2fi_tools.runs import atomic_write_text
+
+    markdown, summary = summarise(collect(seed_dirs), _num_test(data), head)
+    atomic_write_text(out / "claims.md", markdown)
+    atomic_write_text(out / "claims.json", json.dumps(summary, indent=1, ensure_ascii=False))
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     ap = argparse.ArgumentParser(prog="tools/claims.py", description=__doc__.splitlines()[0])
@@ -282,26 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 (default 3)")
     ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS,
                     help="rows to run (default: every row of Tables 1 and 2)")
-    ap.add_argument("--classes", type=int, default=Miniature.classes)
-    ap.add_argument("--clips-per-class", type=int, default=Miniature.clips_per_class)
-    ap.add_argument("--frames", type=int, default=Miniature.frames)
-    ap.add_argument("--flow", default=Miniature.flow, choices=["tvl1", "tvl1-fast", "farneback"])
     ap.add_argument("--max-iter", type=int, default=1000,
                     help="iterations of every single-stream stage (default %(default)s)")
     ap.add_argument("--fusion-iters", type=int, default=200,
                     help="iterations of each fusion stage (default %(default)s)")
-    ap.add_argument("--pretrain-iters", type=int, default=Pretraining.iters,
-                    help="iterations of the pretraining (0: no pretrained trunk, from scratch)")
-    ap.add_argument("--pretrain-clips", type=int, default=Pretraining.clips_per_class)
-    ap.add_argument("--pretrain-cache", default=str(default_cache()),
-                    help="folder of the cached pretrained trunks (default %(default)s)")
-    ap.add_argument("--dropout", type=float, default=MINIATURE_DROPOUT,
-                    help="dropout ratio of the small preset's FC layers in every net of the "
-                         "miniature, pretraining included (default %(default)s; the preset's "
-                         "0.5 kept the small nets at chance, docs/MINIATURE.md)")
-    ap.add_argument("--gpu", type=int, default=-1, help="GPU id (default -1: the CPU)")
-    ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
-    ap.add_argument("--workers", type=int, default=2)
+    miniature.add_arguments(ap)
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error("--seeds must be >= 1")
@@ -310,18 +201,12 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.time()
     out = Path(args.out).expanduser().absolute()
-    mini = Miniature(args.classes, args.clips_per_class, args.frames, args.flow)
-    changes = {"dropout": args.dropout}
+    mini, pre = miniature.from_arguments(args)
+    changes = miniature.preset_changes(args)
     try:
         data = out / "data"
-        prepare_data(data, "miniature", mini.classes, mini.clips_per_class, mini.frames,
-                     mini.flow, args.workers, mini.data_seed)
-        imagenet: dict[str, str] = {}
-        if args.pretrain_iters > 0:
-            pre = Pretraining(clips_per_class=args.pretrain_clips, frames=args.frames,
-                              iters=args.pretrain_iters)
-            imagenet = pretrained_trunk(pre, "small", Path(args.pretrain_cache).expanduser(),
-                                        args.workers, args.gpu, args.backend, changes)
+        imagenet = miniature.prepare(mini, pre, data, args.pretrain_cache,
+                                     args.workers, args.gpu, args.backend, changes)
         methods = tuple(m for m in METHODS if m in args.methods)
         seed_dirs = [out / f"seed{s}" for s in range(args.seeds)]
         for s, folder in enumerate(seed_dirs):
@@ -334,25 +219,15 @@ def main(argv: list[str] | None = None) -> int:
                              class_names=list(read_class_index(data / "splits" /
                                                                "classInd.txt")))
             run_experiment(exp)
+            write_summary(out, seed_dirs, data, header(argv, args, mini, imagenet, start))
     except KeyboardInterrupt:
         print("claims: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     except (OSError, ValueError, RuntimeError) as exc:
         print(f"claims: error: {exc}", file=sys.stderr)
         return 1
-    trunk = f"yes, {args.pretrain_iters} iterations" if imagenet else "no"
-    command = shlex.join(["tools/claims.py", *(argv if argv is not None else sys.argv[1:])])
-    header = (f"# Claims in miniature\n\n`{command}`"
-              f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips, "
-              f"dropout {args.dropout:g}, "
-              f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}, "
-              f"pretrained trunk: {trunk}"
-              f"; {(time.time() - start) / 60:.1f} min this call.")
-    markdown, summary = summarise(collect(seed_dirs), _num_test(data), header)
-    from co2fi_tools.runs import atomic_write_text
-
-    atomic_write_text(out / "claims.md", markdown)
-    atomic_write_text(out / "claims.json", json.dumps(summary, indent=1, ensure_ascii=False))
+    markdown = write_summary(out, seed_dirs, data,
+                             header(argv, args, mini, imagenet, start))
     print(markdown)
     log(f"claims: {out / 'claims.md'}; training curves under {out}/seed*/plots/")
     return 0

@@ -40,10 +40,10 @@ def test_relative_data_root_and_out_are_taken_from_the_working_directory(
     """`tools/run_experiment.py --data-root data/x --out runs/y` as a user types it."""
     import json
 
-    from co2fi_tools.demo import prepare_synthetic
+    from co2fi_tools.miniature import prepare_data
 
-    prepare_synthetic(tmp_path / "data" / "x", classes=5, clips=3, frames=40, flow="farneback",
-                      workers=1, seed=0)
+    prepare_data(tmp_path / "data" / "x", classes=5, clips=3, frames=40, flow="farneback",
+                 workers=1, seed=0)
     monkeypatch.chdir(tmp_path)
     rc = main(["--dataset", "synthetic", "--num-classes", "5", "--preset", "small",
                "--data-root", "data/x", "--out", "runs/y", "--gpu", "-1",

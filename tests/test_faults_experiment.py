@@ -93,14 +93,15 @@ def test_os_error_line_names_path_and_cause():
 # --- the experiment and the demo -------------------------------------------------------------
 
 def _demo_args(classes: int) -> list[str]:
-    return ["--classes", str(classes), "--clips-per-class", "2", "--frames", "8"]
+    return ["--classes", str(classes), "--clips-per-class", "2", "--frames", "8",
+            "--pretrain-iters", "0"]
 
 
 def test_demo_with_other_classes_into_a_demo_folder_says_what_differs(tmp_path, capsys):
     out = tmp_path / "demo"
     args4 = argparse.Namespace(
-        classes=4, clips_per_class=2, frames=8, flow="tvl1-fast", seed=0, max_iter=None,
-        fusion_iters=100)
+        classes=4, clips_per_class=2, frames=8, flow="tvl1-fast", pretrain_iters=0,
+        pretrain_clips=40, dropout=0.0, seed=0, max_iter=500, fusion_iters=100)
     with FolderLock(out, "demo"):
         pipeline.claim_output(out, demo.demo_settings(args4))
     rc = demo.main(["--out", str(out), *_demo_args(10)])

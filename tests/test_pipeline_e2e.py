@@ -19,7 +19,8 @@ from tests.conftest import REPO_ROOT, requires_caffe
 pytestmark = requires_caffe
 
 ARGS = ["--classes", "5", "--clips-per-class", "3", "--frames", "40", "--flow", "farneback",
-        "--max-iter", "4", "--workers", "1"]
+        "--max-iter", "4", "--fusion-iters", "4", "--workers", "1",
+        "--pretrain-iters", "3", "--pretrain-clips", "2", "--pretrain-cache", "pretrain-cache"]
 
 
 def run_demo(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -36,6 +37,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, done.stderr[-3000:]
     out = cwd / "runs" / "demo"  # the default --out, relative to the working directory
     assert (out / "results.json").exists()
+    # The trunk was pretrained into the relative --pretrain-cache, and it started the nets.
+    assert list((cwd / "pretrain-cache").glob("*/vgg16_trunk.caffemodel"))
+    log = (out / "runs" / "baseline_rgb" / "train.log").read_text()
+    assert "conv1_1 <- vgg16:conv1_1" in log
     return out
 
 
@@ -89,8 +94,9 @@ def test_rerun_resumes_without_redoing_anything(demo_run: Path) -> None:
     finals = sorted((demo_run / "runs").glob("*/final.caffemodel"))
     stamps = [p.stat().st_mtime_ns for p in finals]
     scores = [p.stat().st_mtime_ns for p in sorted((demo_run / "scores").glob("*.h5"))]
-    # from another working directory, with the folder given relative to it
-    done = run_demo(demo_run.parent, "--out", "demo", *ARGS)
+    # from another working directory, with the folders given relative to it
+    done = run_demo(demo_run.parent, "--out", "demo", *ARGS,
+                    "--pretrain-cache", "../pretrain-cache")
     assert done.returncode == 0, done.stderr[-3000:]
     assert [p.stat().st_mtime_ns for p in finals] == stamps
     assert [p.stat().st_mtime_ns for p in sorted((demo_run / "scores").glob("*.h5"))] == scores

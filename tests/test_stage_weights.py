@@ -65,12 +65,12 @@ def test_plan_trains_each_stage_once() -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory):
     """grouper -> CO2FI -> CO2FI+ASYN stages of both streams, a few iterations each, on a tiny
     synthetic set (the pipeline's own code path)."""
-    from co2fi_tools.demo import prepare_synthetic
+    from co2fi_tools.miniature import prepare_data
     from co2fi_tools.pipeline import Experiment, generate_nets, train_stages
 
     root = tmp_path_factory.mktemp("stages")
     data = root / "data"
-    prepare_synthetic(data, classes=5, clips=3, frames=40, flow="farneback", workers=1, seed=0)
+    prepare_data(data, classes=5, clips=3, frames=40, flow="farneback", workers=1, seed=0)
     exp = Experiment(dataset="synthetic", data_root=data, num_classes=5, out=root / "out",
                      preset="small", methods=("CO2FI+ASYN (Δ = 5)",), max_iter=3)
     stages = plan(exp.methods)

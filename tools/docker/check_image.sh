@@ -53,7 +53,7 @@ say "pycaffe's tests: $last"
 # 3. A tiny demo on the CPU (its console, Caffe's log lines included, goes to demo.log): synthetic clips -> frames + flow -> training -> evaluation -> tables.
 # (The sizes of tests/test_pipeline_e2e.py: every demo method, 4 iterations a stage.)
 $py tools/demo.py --out "$out/demo" --classes 5 --clips-per-class 3 --frames 40 --flow farneback \
-  --max-iter 4 --workers 2 > "$out/demo.log" 2>&1 || rc=$?
+  --max-iter 4 --fusion-iters 4 --pretrain-iters 3 --pretrain-clips 2 --pretrain-cache "$out/pretrain-cache" --workers 2 > "$out/demo.log" 2>&1 || rc=$?
 [ "$rc" = 0 ] || { tail -n 40 "$out/demo.log"; die "tiny demo exited $rc (see $out/demo.log)"; }
 grep -E '^\| (Two-stream baseline|CO2FI-complete|CO2FI\+ASYN)' "$out/demo/comparison.md" || true
 [ -s "$out/demo/results.json" ] || die "tiny demo wrote no $out/demo/results.json"

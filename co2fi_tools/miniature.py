@@ -1,0 +1,198 @@
+"""The miniature of docs/MINIATURE.md: its data and its pretrained trunk (the paper's ImageNet).
+
+The data is the ``miniature`` design of data_prep.synthetic; every method starts from a trunk
+pretrained once on a separate synthetic set of other classes (the ``pretrain`` design), as the
+paper starts from ImageNet. The trunk is cached outside the clone
+(``~/.cache/co2fi/pretrain/<key>/``, ``$CO2FI_CACHE`` moves it), keyed by what made it.
+`make claims` (co2fi_tools.claims) and `make demo` (co2fi_tools.demo) share both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from co2fi_tools.pipeline import Experiment, generate_nets, log, train_stages
+from co2fi_tools.stages import Stage
+
+REPO = Path(__file__).resolve().parent.parent
+#: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
+#: docs/benchmarks/claims-cpu.md).
+MINIATURE_DROPOUT = 0.0
+
+@dataclass(frozen=True)
+class Miniature:
+    """What makes the miniature's data (docs/MINIATURE.md)."""
+
+    classes: int = 12
+    clips_per_class: int = 32
+    frames: int = 48
+    flow: str = "tvl1-fast"
+    data_seed: int = 0
+
+
+@dataclass(frozen=True)
+class Pretraining:
+    """What makes the pretrained trunk (the key of its cache folder)."""
+
+    classes: int = 8
+    clips_per_class: int = 40
+    frames: int = 48
+    #: The pretraining trains appearance nets only; its flow is extracted (the lists need it)
+    #: but never read, so the fastest method does.
+    flow: str = "farneback"
+    iters: int = 6000
+    #: The learning rate drops tenfold here (the small preset drops it at 1000, which stopped
+    #: the pretraining at 25 % test accuracy; docs/benchmarks/claims-cpu.md).
+    lr_step: int = 4500
+    seed: int = 0
+
+
+#: Frames are stored with the small preset's input (64) as TSN's 224 is to 256: short side 72.
+FRAME_SIZE = "96x72"
+
+
+def prepare_data(root: Path, classes: int, clips: int, frames: int, flow: str, workers: int,
+                 seed: int, design: str = "miniature") -> None:
+    """Synthetic videos of ``design``, frames + flow and split lists under ``root``, each made
+    by data_prep's own CLI (resumable: every step skips what is done)."""
+    from data_prep import extract, lists, synthetic
+
+    if not (root / "splits" / "classInd.txt").exists():
+        log(f"making {classes} x {clips} synthetic videos ({design}) under {root / 'videos'}")
+        rc = synthetic.main([str(root), "--design", design, "--classes", str(classes),
+                             "--clips-per-class", str(clips), "--frames", str(frames),
+                             "--seed", str(seed)])
+        if rc:
+            raise RuntimeError(f"synthetic video generation failed under {root} (exit {rc})")
+    log(f"extracting frames and {flow} optical flow into {root / 'frames'}")
+    if extract.main([str(root / "videos"), str(root / "frames"), "--size", FRAME_SIZE,
+                     "--flow", flow, "--workers", str(workers)]):
+        raise RuntimeError(f"extraction into {root / 'frames'} failed for some videos "
+                           "(see above)")
+    if lists.main(["synthetic", str(root / "splits"), str(root / "frames"), str(root / "lists"),
+                   "--fraction"]):
+        raise RuntimeError(f"building the lists under {root / 'lists'} failed (see above)")
+
+
+def _sha(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
+
+
+def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> str:
+    """Hash of the settings, the generator's code and the nets that make the trunk."""
+    from netgen.emit import generate
+    from netgen.presets import get_preset
+
+    nets = generate(get_preset(preset).replace(**(changes or {})), "synthetic", pre.classes,
+                    names=["baseline_rgb", "grouper_rgb"])
+    parts = {"settings": asdict(pre),
+             "preset": preset, "preset_changes": changes or {},
+             "generator": _sha((REPO / "data_prep" / "synthetic.py").read_bytes()),
+             "nets": {k: _sha(v) for k, v in sorted(nets.items())}}
+    return _sha(json.dumps(parts, sort_keys=True, default=str))[:16]
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("CO2FI_CACHE", Path.home() / ".cache" / "co2fi")) / "pretrain"
+
+
+def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
+    """A trained net as an ImageNet-like source: the classifier (fc8, class-specific) dropped
+    and ``prefix`` taken off layer names (a grouper's ``grouper_conv1`` -> ``conv1``)."""
+    from co2fi_tools.train import _caffe_pb2
+
+    pb = _caffe_pb2()
+    net = pb.NetParameter()
+    net.ParseFromString(src.read_bytes())
+    kept = [layer for layer in net.layer if layer.blobs
+            and layer.name.removeprefix(prefix) != "fc8"]
+    del net.layer[:]
+    for layer in kept:
+        layer.name = layer.name.removeprefix(prefix)
+        net.layer.add().CopyFrom(layer)
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    tmp.write_bytes(net.SerializeToString())
+    os.replace(tmp, dst)
+
+
+def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, gpu: int,
+                     backend: str, changes: dict | None = None) -> dict[str, str]:
+    """{"vgg16": ..., "cnn_m_2048": ...} trained once on the pretraining set (cached)."""
+    folder = cache / pretrain_key(pre, preset, changes)
+    trunk = {"vgg16": folder / "vgg16_trunk.caffemodel",
+             "cnn_m_2048": folder / "cnn_m_2048_trunk.caffemodel"}
+    if all(p.exists() for p in trunk.values()):
+        log(f"pretrained trunk: {folder} (cached)")
+        return {k: str(v) for k, v in trunk.items()}
+    log(f"pretraining the trunks once on {pre.classes} other synthetic classes -> {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "settings.json").write_text(json.dumps(
+        {"pretraining": asdict(pre), "preset": preset, "preset_changes": changes or {}},
+        indent=1) + "\n")
+    data = folder / "data"
+    prepare_data(data, pre.classes, pre.clips_per_class, pre.frames, pre.flow, workers, pre.seed,
+                 design="pretrain")
+    exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes, out=folder,
+                     preset=preset, backend=backend, gpu=gpu, seed=pre.seed, max_iter=pre.iters,
+                     preset_changes={**(changes or {}), "lr_step": pre.lr_step})
+    stages = [Stage("baseline_rgb"), Stage("grouper_rgb")]
+    generate_nets(exp, stages)
+    finals = train_stages(exp, stages)
+    strip_for_trunk(finals["baseline_rgb"], trunk["vgg16"])
+    strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"], prefix="grouper_")
+    return {k: str(v) for k, v in trunk.items()}
+
+
+def _absolute_path(text: str) -> Path:
+    """A path option resolved once, where the user gave it (relative to their cwd)."""
+    return Path(os.path.abspath(Path(text).expanduser()))
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options that make the miniature's data and trunk (claims and demo alike)."""
+    ap.add_argument("--classes", type=int, default=Miniature.classes)
+    ap.add_argument("--clips-per-class", type=int, default=Miniature.clips_per_class)
+    ap.add_argument("--frames", type=int, default=Miniature.frames)
+    ap.add_argument("--flow", default=Miniature.flow, choices=["tvl1", "tvl1-fast", "farneback"],
+                    help="TV-L1 with fewer scales and warps by default: full TV-L1 takes "
+                    "about 40 s a synthetic clip on 2 cores")
+    ap.add_argument("--pretrain-iters", type=int, default=Pretraining.iters,
+                    help="iterations of the pretraining (0: no pretrained trunk, from scratch)")
+    ap.add_argument("--pretrain-clips", type=int, default=Pretraining.clips_per_class)
+    ap.add_argument("--pretrain-cache", default=default_cache(), type=_absolute_path,
+                    help="folder of the cached pretrained trunks (default %(default)s)")
+    ap.add_argument("--dropout", type=float, default=MINIATURE_DROPOUT,
+                    help="dropout ratio of the small preset's FC layers in every net of the "
+                         "miniature, pretraining included (default %(default)s; the preset's "
+                         "0.5 kept the small nets at chance, docs/MINIATURE.md)")
+    ap.add_argument("--gpu", type=int, default=-1, help="GPU id (default -1: the CPU)")
+    ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
+    ap.add_argument("--workers", type=int, default=2, help="extraction processes")
+
+
+def from_arguments(args: argparse.Namespace) -> tuple[Miniature, Pretraining | None]:
+    """The miniature and its pretraining (None: from scratch) the options describe."""
+    mini = Miniature(args.classes, args.clips_per_class, args.frames, args.flow)
+    pre = (Pretraining(clips_per_class=args.pretrain_clips, frames=args.frames,
+                       iters=args.pretrain_iters) if args.pretrain_iters > 0 else None)
+    return mini, pre
+
+
+def prepare(mini: Miniature, pre: Pretraining | None, data: Path, cache: Path, workers: int,
+            gpu: int, backend: str, changes: dict) -> dict[str, str]:
+    """The miniature's data under ``data`` and the pretrained trunk ({} without one)."""
+    prepare_data(data, mini.classes, mini.clips_per_class, mini.frames, mini.flow, workers,
+                 mini.data_seed)
+    if pre is None:
+        return {}
+    return pretrained_trunk(pre, "small", cache, workers, gpu, backend, changes)
+
+
+def preset_changes(args: argparse.Namespace) -> dict:
+    """What the miniature changes in the small preset, for every net (pretraining included)."""
+    return {"dropout": args.dropout}
