@@ -11,8 +11,8 @@ one video, evenly spread (co2fi_layers.sampling.period_indices), batch_size igno
 from __future__ import annotations
 
 from co2fi_layers.batches import PeriodBatches
-from co2fi_layers.clip_data import _PrefetchingDataLayer
+from co2fi_layers.data_layer import PrefetchingDataLayer
 
 
-class PeriodDataLayer(_PrefetchingDataLayer):
+class PeriodDataLayer(PrefetchingDataLayer):
     maker_class = PeriodBatches
