@@ -26,7 +26,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, generate_nets, log, run_experiment, train_stages
+from co2fi_tools.safe_io import atomic_write_bytes
 from co2fi_tools.stages import Stage
+from netgen import names
 
 REPO = Path(__file__).resolve().parent.parent
 TABLE1 = ("Two-stream baseline", "Direct combine ConvNets", "CO2FI-no class grouping",
@@ -140,9 +142,7 @@ def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
     for layer in kept:
         layer.name = layer.name.removeprefix(prefix)
         net.layer.add().CopyFrom(layer)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.write_bytes(net.SerializeToString())
-    os.replace(tmp, dst)
+    atomic_write_bytes(dst, net.SerializeToString())
 
 
 def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, gpu: int,
@@ -169,7 +169,7 @@ def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, g
     generate_nets(exp, stages)
     finals = train_stages(exp, stages)
     strip_for_trunk(finals["baseline_rgb"], trunk["vgg16"])
-    strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"], prefix="grouper_")
+    strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"], prefix=names.GROUPER_PREFIX)
     return {k: str(v) for k, v in trunk.items()}
 
 
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
               f"pretrained trunk: {trunk}"
               f"; {(time.time() - start) / 60:.1f} min this call.")
     markdown, summary = summarise(collect(seed_dirs), _num_test(data), header)
-    from co2fi_tools.runs import atomic_write_text
+    from co2fi_tools.safe_io import atomic_write_text
 
     atomic_write_text(out / "claims.md", markdown)
     atomic_write_text(out / "claims.json", json.dumps(summary, indent=1, ensure_ascii=False))

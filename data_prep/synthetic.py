@@ -39,6 +39,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from co2fi_tools.safe_io import atomic_path, atomic_write_text
+
 VIDEO_EXT = ".avi"
 FOURCC = "MJPG"  # written and read back by opencv-python-headless's bundled FFmpeg
 FPS = 25.0
@@ -394,16 +396,15 @@ def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames:
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = FPS) -> None:
     """Writes ``frames`` to ``path`` atomically (temporary name, then rename)."""
     height, width = frames[0].shape[:2]
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"{tmp}: OpenCV cannot write {FOURCC} video")
-    try:
-        for frame in frames:
-            writer.write(frame)
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
+        if not writer.isOpened():
+            raise OSError(f"{tmp}: OpenCV cannot write {FOURCC} video")
+        try:
+            for frame in frames:
+                writer.write(frame)
+        finally:
+            writer.release()
 
 
 def clip_relpath(spec: ClassSpec, clip: int) -> str:
@@ -420,9 +421,7 @@ def test_clips(clips_per_class: int, test_fraction: float, split: int) -> set[in
 
 
 def _write_text(path: Path, lines: Sequence[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def write_splits(

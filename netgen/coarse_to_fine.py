@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 
-from netgen import paper
+from netgen import names, paper
 from netgen.blocks import TEST_ONLY, TRAIN_ONLY, Scope, conv, fc, python_param
 from netgen.presets import Preset
 from netgen.readings import Readings
@@ -29,8 +29,6 @@ GRANULARITIES: tuple[str, ...] = ("coarse", "medium", "fine")
 #: How class groups are formed: by the grouper (CO2FI), not at all (no Eq. 1 loss), or from the
 #: ground truth alone (CO2FI-no coarseness).
 CLASS_GROUPING: tuple[str, ...] = ("adaptive", "none", "ground_truth")
-#: Layer-name prefix of the frozen CNN_M_2048 grouper (docs/DESIGN.md).
-GROUPER_PREFIX = "grouper_"
 
 
 @dataclass(frozen=True)
@@ -184,15 +182,14 @@ def adaptive_class_groups(
     Returns one B x N membership mask per granularity (``class_group_<granularity>``).
     """
     frozen = s.frozen_copy()
-    feat = cnn_m_2048_trunk(n, frozen, data, preset, GROUPER_PREFIX, dropout=False,
+    feat = cnn_m_2048_trunk(n, frozen, data, preset, names.GROUPER_PREFIX, dropout=False,
                             extra=TRAIN_ONLY)
-    score = fc(n, frozen, f"{GROUPER_PREFIX}fc8", feat, num_classes, extra=TRAIN_ONLY)
+    score = fc(n, frozen, f"{names.GROUPER_PREFIX}fc8", feat, num_classes, extra=TRAIN_ONLY)
     active = config.active()
     params = {"group_sizes": [size for _, size, _ in active], "num_classes": num_classes,
               "forced_gt": readings.forced_gt, "tie_break": readings.tie_break}
     masks = L.Python(score, label, name=s.name("class_groups"), ntop=len(active),
-                     python_param=python_param("co2fi_layers.class_groups", "ClassGroupLayer",
-                                               params),
+                     python_param=python_param(*names.CLASS_GROUP_LAYER, params),
                      propagate_down=[False, False], **TRAIN_ONLY)
     if len(active) == 1:
         masks = (masks,)
@@ -216,8 +213,7 @@ def group_loss(
     bottoms = [logits[g] for g, _, _ in active] + [masks[g] for g, _, _ in active]
     n[name] = L.Python(*bottoms, name=name, loss_weight=1.0,
                        propagate_down=[True] * len(active) + [False] * len(active),
-                       python_param=python_param("co2fi_layers.group_loss", "GroupLossLayer",
-                                                 params),
+                       python_param=python_param(*names.GROUP_LOSS_LAYER, params),
                        **TRAIN_ONLY)
     return n[name]
 

@@ -13,10 +13,9 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
-from netgen import paper
+from netgen import names, paper
 from netgen.blocks import TEST_ONLY, Scope, fc
 from netgen.coarse_to_fine import (
-    GROUPER_PREFIX,
     CoarseToFineConfig,
     coarse_to_fine_tower,
     loss_scale,
@@ -25,7 +24,6 @@ from netgen.coarse_to_fine import (
 )
 from netgen.data import (
     DATA_SOURCES,
-    STREAMS,
     add_test_data_layer,
     clip_data,
     deploy_inputs,
@@ -38,8 +36,6 @@ from netgen.trunks import cnn_m_2048_trunk, vgg16_trunk
 
 PHASES: tuple[str, ...] = ("train", "deploy")
 TOWERS: tuple[str, ...] = ("baseline", "co2fi")
-#: Prefix of the CNN_M_2048 trunk of the Table 1 "direct combine" net (trained, not a grouper).
-DIRECT_CNNM_PREFIX = "cnnm_"
 #: Largest Delta accepted (frames between fused inputs). Not a paper number: a period spans
 #: (T-1)*Delta frames and must fit in a video (UCF101 clips average about 7 s = 175 frames).
 MAX_DELTA: int = 40
@@ -82,8 +78,8 @@ def validate_options(opt: NetOptions) -> None:
 
 
 def _check_stream(stream: str) -> None:
-    if stream not in STREAMS:
-        raise ValueError(f"unknown stream {stream!r}; known: {STREAMS}")
+    if stream not in names.STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; known: {names.STREAMS}")
 
 
 def _single_stream_inputs(n: NetSpec, stream: str, opt: NetOptions) -> tuple[Top, Top | None]:
@@ -170,14 +166,14 @@ def direct_combine_net(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
     s = Scope()
     data, label = _single_stream_inputs(n, stream, opt)
     vgg = vgg16_trunk(n, s, data, opt.preset, upto="fc7")["fc7"]
-    cnnm = cnn_m_2048_trunk(n, s, data, opt.preset, DIRECT_CNNM_PREFIX, dropout=True)
+    cnnm = cnn_m_2048_trunk(n, s, data, opt.preset, names.DIRECT_CNNM_PREFIX, dropout=True)
     if opt.readings.direct_combine == "concat_fc7":
         n.fc7_combine = L.Concat(vgg, cnnm, name="fc7_combine", concat_param={"axis": 1})
         _classifier(n, s, "fc8_combine", n.fc7_combine, label, opt,
                     loss_weight=loss_scale(opt.num_classes, opt.readings))
     else:
         a = fc(n, s, "fc8", vgg, opt.num_classes)
-        b = fc(n, s, f"{DIRECT_CNNM_PREFIX}fc8", cnnm, opt.num_classes)
+        b = fc(n, s, f"{names.DIRECT_CNNM_PREFIX}fc8", cnnm, opt.num_classes)
         n.fc8_combine = L.Eltwise(a, b, name="fc8_combine", eltwise_param={"operation": 1})
         score = n.fc8_combine
         if opt.train:
@@ -195,8 +191,8 @@ def grouper_net(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
     _check_stream(stream)
     n = NetSpec()
     data, label = _single_stream_inputs(n, stream, opt)
-    feat = cnn_m_2048_trunk(n, Scope(), data, opt.preset, GROUPER_PREFIX, dropout=True)
-    _classifier(n, Scope(), f"{GROUPER_PREFIX}fc8", feat, label, opt)
+    feat = cnn_m_2048_trunk(n, Scope(), data, opt.preset, names.GROUPER_PREFIX, dropout=True)
+    _classifier(n, Scope(), f"{names.GROUPER_PREFIX}fc8", feat, label, opt)
     return _finish(n, f"grouper_{stream}", opt, opt.train_batch())
 
 
@@ -279,8 +275,8 @@ def asynchronous_fusion_net(
         inputs, label = period_data(n, steps_of["rgb"], steps_of["flow"], opt.dataset,
                                     opt.preset, opt.data_source, opt.train_batch(), delta)
     else:
-        names = [(f"{st}_t{i}", st) for st in ("rgb", "flow") for i in steps_of[st]]
-        inputs = deploy_inputs(n, names, opt.preset, opt.preset.deploy_batch_fusion)
+        towers_in = [(names.tower(st, i), st) for st in names.STREAMS for i in steps_of[st]]
+        inputs = deploy_inputs(n, towers_in, opt.preset, opt.preset.deploy_batch_fusion)
         label = None
     tower_train = opt.train and opt.readings.tower_losses
     maps: dict[str, Top] = {}
@@ -288,8 +284,8 @@ def asynchronous_fusion_net(
     for stream in (centre, other):
         share = stream if len(steps_of[stream]) > 1 else None
         for i in steps_of[stream]:
-            tower = f"{stream}_t{i}"
-            s = Scope(prefix=f"{tower}/", share=share)
+            tower = names.tower(stream, i)
+            s = Scope(prefix=tower + names.TOWER_SEPARATOR, share=share)
             if towers == "baseline":
                 feat = vgg16_trunk(n, s, inputs[tower], opt.preset, upto="fc7")["fc7"]
                 if tower_train:
@@ -301,8 +297,8 @@ def asynchronous_fusion_net(
                     opt.readings, tower_train, scores=tower_train, accuracy=False)
             maps[tower] = as_map(n, f"fuse_in_{tower}", feat)
     fused = [
-        stream_wise_fusion(n, Scope(), t, maps[f"{centre}_t{ci}"], maps[f"{other}_t{oi}"], dim,
-                           opt.preset, opt.readings)
+        stream_wise_fusion(n, Scope(), t, maps[names.tower(centre, ci)],
+                           maps[names.tower(other, oi)], dim, opt.preset, opt.readings)
         for t, (ci, oi) in enumerate(pairs, start=1)
     ]
     gamma = paper.GAMMA * loss_scale(opt.num_classes, opt.readings)
