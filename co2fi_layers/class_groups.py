@@ -3,9 +3,9 @@
 Bottoms: the frozen CNN_M_2048 grouper's class scores (B x N) and the labels (B); tops: one
 B x N 0/1 membership mask per granularity, coarse to fine. No gradient flows (the grouper is
 frozen). param_str (JSON, written by netgen): the fields of
-co2fi_layers.group_forming.ClassGrouper, e.g. ``{"group_sizes": [5, 3, 1], "num_classes": N,
-"forced_gt": "replace_last", "tie_break": "lower_index"}``. The logic lives in
-co2fi_layers.group_forming; this file is only the Caffe glue.
+co2fi_layers.group_forming.ClassGrouper (group_sizes, num_classes, forced_gt, tie_break), whose
+defaults apply to the keys it leaves out. The logic lives in co2fi_layers.group_forming; this
+file is only the Caffe glue.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Bottoms: K logits blobs (B x N), then K membership masks (B x N, from ClassGroupLayer), coarse
 to fine; top: the scalar loss (give it ``loss_weight: 1``); the exact gradient flows to the
 logits only. param_str (JSON, written by netgen): the fields of
-co2fi_layers.group_weighted_loss.GroupLoss, e.g. ``{"alpha": [0.1, 0.1, 1.0], "num_classes": N,
-"class_normalization": true, "reading": "sum_log"}``. The logic lives in
+co2fi_layers.group_weighted_loss.GroupLoss (alpha, num_classes, class_normalization, reading),
+whose defaults apply to the keys it leaves out. The logic lives in
 co2fi_layers.group_weighted_loss; this file is only the Caffe glue.
 """
 
