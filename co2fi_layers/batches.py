@@ -190,7 +190,7 @@ class PeriodBatches:
         _check_list_counts(list_counts)
         _check_rank(rank, world)
         self.steps = tuple(sorted(set(self.rgb_steps) | set(self.flow_steps)))
-        self.flow_len = paper.FLOW_STACK if self.flow_steps else 0
+        self.flow_len = names.STACK["flow"] if self.flow_steps else 0
         self.layout = layout
         self.videos = self._join(rgb_list if self.rgb_steps else None,
                                  flow_list if self.flow_steps else None, root, list_format,
