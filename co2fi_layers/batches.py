@@ -112,7 +112,7 @@ class ClipBatches:
         if modality not in names.STREAMS:
             raise ValueError(f"modality must be 'rgb' or 'flow', got {modality!r}")
         _check_list_counts(list_counts)
-        _check_rank(rank, world)
+        _check_rank(int(rank), int(world))
         self.layout = layout
         self.records = frames.read_list(list_path, root, list_format)
         if modality == "flow":
@@ -188,7 +188,7 @@ class PeriodBatches:
         if not self.rgb_steps and not self.flow_steps:
             raise ValueError("PeriodDataLayer needs rgb_steps or flow_steps")
         _check_list_counts(list_counts)
-        _check_rank(rank, world)
+        _check_rank(int(rank), int(world))
         self.steps = tuple(sorted(set(self.rgb_steps) | set(self.flow_steps)))
         self.flow_len = names.STACK["flow"] if self.flow_steps else 0
         self.layout = layout
