@@ -21,29 +21,25 @@ from typing import Any
 import numpy as np
 
 from co2fi_layers import augment, frames, sampling
+from co2fi_layers.params import build
 from data_prep import rawframes
 from data_prep.errors import DataError
-from netgen import paper
+from netgen import names, paper
 
 TRAIN, TEST = "train", "test"
 CAFFE_PHASES = {0: TRAIN, 1: TEST}  # caffe.TRAIN, caffe.TEST
-CHANNELS = {"rgb": 3, "flow": 2 * paper.FLOW_STACK}
 #: What a list's num_frames counts: "own" (TSN: an rgb list counts frames, a flow list flow
 #: frames) or "rgb" (mmaction2's build_file_list writes one list with the RGB frame count F for
 #: both modalities; a video then has F - 1 flow frames, as denseflow writes them).
 LIST_COUNTS = ("own", "rgb")
-#: param_str keys on the files and lists of other tools (docs/DATA.md).
-SOURCE_KEYS = set(rawframes.LAYOUT_KEYS) | {"list_format", "list_counts"}
-#: param_str keys of data-parallel training (set by the layer from Caffe's solver rank).
-RANK_KEYS = {"rank", "world"}
+#: param_str keys the data layer reads itself (co2fi_layers.data_layer), not the batch makers.
+LAYER_KEYS = {"workers", "prefetch"}
 
 
-def rank_options(params: Mapping[str, Any]) -> dict[str, int]:
-    rank, world = int(params.get("rank", 0)), int(params.get("world", 1))
+def _check_rank(rank: int, world: int) -> None:
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"rank must be in 0..world-1 and world >= 1, got rank {rank}, "
                          f"world {world}")
-    return {"rank": rank, "world": world}
 
 
 def _batch_rng(seed: int, batch_index: int, rank: int, world: int) -> np.random.Generator:
@@ -51,27 +47,21 @@ def _batch_rng(seed: int, batch_index: int, rank: int, world: int) -> np.random.
     return np.random.default_rng(key)
 
 
+def _check_list_counts(list_counts: str) -> None:
+    # list_format: checked by frames.read_list
+    if list_counts not in LIST_COUNTS:
+        raise ValueError(f"list_counts must be one of {LIST_COUNTS}, got {list_counts!r}")
+
+
 def source_options(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Constructor keywords of the frame layout and list reading from a param_str."""
-    counts = params.get("list_counts", "own")
-    if counts not in LIST_COUNTS:
-        raise ValueError(f"list_counts must be one of {LIST_COUNTS}, got {counts!r}")
-    list_format = params.get("list_format", "auto")
-    if list_format not in frames.LIST_FORMATS:
-        raise ValueError(f"list_format must be one of {frames.LIST_FORMATS}, got {list_format!r}")
-    return {"layout": rawframes.layout_from_params(params), "list_format": list_format,
-            "list_counts": counts}
+    """Constructor keywords of the frame layout and list reading from a param_str (the keys it
+    leaves out keep the constructor's defaults)."""
+    options = {key: params[key] for key in ("list_format", "list_counts") if key in params}
+    return {"layout": rawframes.layout_from_params(params), **options}
 
 
 def _flow_count(num_frames: int, list_counts: str) -> int:
     return max(1, num_frames - 1) if list_counts == "rgb" else num_frames
-
-
-def _check_keys(params: Mapping[str, Any], allowed: set[str], layer: str) -> None:
-    unknown = set(params) - allowed
-    if unknown:
-        raise ValueError(f"{layer} param_str: unknown keys {sorted(unknown)}; "
-                         f"known: {sorted(allowed)}")
 
 
 def _phase(params: Mapping[str, Any], caffe_phase: int | None) -> str:
@@ -79,6 +69,16 @@ def _phase(params: Mapping[str, Any], caffe_phase: int | None) -> str:
     if phase not in (TRAIN, TEST):
         raise ValueError(f"phase must be 'train' or 'test', got {phase!r}")
     return phase
+
+
+def _from_params(cls: type[Any], layer: str, rename: Mapping[str, str],
+                 params: Mapping[str, Any], caffe_phase: int | None) -> Any:
+    """``cls`` from a data layer's param_str: every key is a constructor keyword (``rename``
+    where the names differ), but for the frame-layout keys, which make ``layout``, the phase,
+    which defaults to the net's, and the layer's own keys."""
+    return build(cls, params, layer, rename,
+                 other_keys=set(rawframes.LAYOUT_KEYS) | LAYER_KEYS | {"phase"},
+                 layout=rawframes.layout_from_params(params), phase=_phase(params, caffe_phase))
 
 
 class _EpochOrder:
@@ -99,9 +99,8 @@ class _EpochOrder:
 class ClipBatches:
     """Single-frame RGB or FLOW_STACK-field flow samples (Table 1 nets, the grouper)."""
 
-    KEYS = {"list", "root", "modality", "batch_size", "input_size", "phase", "seed",
-            "test_segments", "more_fix_crop", "flip", "workers", "prefetch"} | SOURCE_KEYS \
-        | RANK_KEYS
+    #: param_str key -> constructor parameter, where the names differ.
+    RENAME = {"list": "list_path"}
 
     def __init__(self, list_path: str, root: str = "", modality: str = "rgb",
                  batch_size: int = paper.BATCH_SIZE, input_size: int = paper.INPUT_SIZE,
@@ -110,36 +109,31 @@ class ClipBatches:
                  layout: rawframes.FrameLayout = rawframes.DEFAULT_LAYOUT,
                  list_format: str = "auto", list_counts: str = "own", rank: int = 0,
                  world: int = 1):
-        if modality not in CHANNELS:
+        if modality not in names.STREAMS:
             raise ValueError(f"modality must be 'rgb' or 'flow', got {modality!r}")
+        _check_list_counts(list_counts)
+        _check_rank(int(rank), int(world))
         self.layout = layout
         self.records = frames.read_list(list_path, root, list_format)
         if modality == "flow":
             self.records = [frames.VideoRecord(r.path, _flow_count(r.num_frames, list_counts),
                                                r.label, r.offset) for r in self.records]
-        self.modality, self.batch_size, self.input_size = modality, batch_size, input_size
-        self.phase, self.seed, self.test_segments = phase, seed, test_segments
-        self.more_fix_crop, self.flip = more_fix_crop, flip
-        self.length = 1 if modality == "rgb" else paper.FLOW_STACK
-        self.order = _EpochOrder(len(self.records), seed)
-        self.rank, self.world = rank, world
+        self.modality, self.batch_size, self.input_size = modality, int(batch_size), int(input_size)
+        self.phase, self.seed, self.test_segments = phase, int(seed), int(test_segments)
+        self.more_fix_crop, self.flip = bool(more_fix_crop), bool(flip)
+        self.length = names.STACK[modality]
+        self.order = _EpochOrder(len(self.records), self.seed)
+        self.rank, self.world = int(rank), int(world)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], caffe_phase: int | None = None
                     ) -> ClipBatches:
-        _check_keys(params, cls.KEYS, "ClipDataLayer")
-        if "list" not in params:
-            raise ValueError("ClipDataLayer param_str needs 'list'")
-        return cls(params["list"], params.get("root", ""), params.get("modality", "rgb"),
-                   int(params.get("batch_size", paper.BATCH_SIZE)),
-                   int(params.get("input_size", paper.INPUT_SIZE)), _phase(params, caffe_phase),
-                   int(params.get("seed", 0)), int(params.get("test_segments", 1)),
-                   bool(params.get("more_fix_crop", True)), bool(params.get("flip", True)),
-                   **source_options(params), **rank_options(params))
+        """The maker of a ClipDataLayer's param_str (keys as the constructor's keywords)."""
+        return _from_params(cls, "ClipDataLayer", cls.RENAME, params, caffe_phase)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         side = self.input_size
-        return {"data": (self.batch_size, CHANNELS[self.modality], side, side),
+        return {"data": (self.batch_size, names.CHANNELS[self.modality], side, side),
                 "label": (self.batch_size,)}
 
     def batches_per_pass(self) -> int:
@@ -180,11 +174,7 @@ class PeriodBatches:
     apart, of one video, one crop/flip for all inputs of a sample. Test phase: a batch is the
     test_periods periods of one video (``batch_size`` is then ignored)."""
 
-    KEYS = {"rgb_list", "flow_list", "root", "batch_size", "input_size", "delta", "rgb_steps",
-            "flow_steps", "phase", "seed", "test_periods", "more_fix_crop", "flip", "workers",
-            "prefetch"} | SOURCE_KEYS | RANK_KEYS
-
-    def __init__(self, rgb_list: str | None, flow_list: str | None, root: str = "",
+    def __init__(self, rgb_list: str | None = None, flow_list: str | None = None, root: str = "",
                  batch_size: int = paper.BATCH_SIZE, input_size: int = paper.INPUT_SIZE,
                  delta: int = paper.DELTA, rgb_steps: tuple[int, ...] = sampling.ALL_STEPS,
                  flow_steps: tuple[int, ...] = sampling.ALL_STEPS, phase: str = TRAIN,
@@ -193,20 +183,24 @@ class PeriodBatches:
                  layout: rawframes.FrameLayout = rawframes.DEFAULT_LAYOUT,
                  list_format: str = "auto", list_counts: str = "own", rank: int = 0,
                  world: int = 1):
-        self.rgb_steps, self.flow_steps = tuple(rgb_steps), tuple(flow_steps)
+        self.rgb_steps = tuple(int(t) for t in rgb_steps)
+        self.flow_steps = tuple(int(t) for t in flow_steps)
         if not self.rgb_steps and not self.flow_steps:
             raise ValueError("PeriodDataLayer needs rgb_steps or flow_steps")
+        _check_list_counts(list_counts)
+        _check_rank(int(rank), int(world))
         self.steps = tuple(sorted(set(self.rgb_steps) | set(self.flow_steps)))
-        self.flow_len = paper.FLOW_STACK if self.flow_steps else 0
+        self.flow_len = names.STACK["flow"] if self.flow_steps else 0
         self.layout = layout
         self.videos = self._join(rgb_list if self.rgb_steps else None,
                                  flow_list if self.flow_steps else None, root, list_format,
                                  list_counts)
-        self.batch_size = test_periods if phase == TEST else batch_size
-        self.input_size, self.delta, self.phase, self.seed = input_size, delta, phase, seed
-        self.test_periods, self.more_fix_crop, self.flip = test_periods, more_fix_crop, flip
-        self.order = _EpochOrder(len(self.videos), seed)
-        self.rank, self.world = rank, world
+        self.batch_size = int(test_periods if phase == TEST else batch_size)
+        self.input_size, self.delta, self.phase = int(input_size), int(delta), phase
+        self.seed, self.test_periods = int(seed), int(test_periods)
+        self.more_fix_crop, self.flip = bool(more_fix_crop), bool(flip)
+        self.order = _EpochOrder(len(self.videos), self.seed)
+        self.rank, self.world = int(rank), int(world)
 
     @staticmethod
     def _join(rgb_list: str | None, flow_list: str | None, root: str, list_format: str = "auto",
@@ -242,29 +236,18 @@ class PeriodBatches:
     @classmethod
     def from_params(cls, params: Mapping[str, Any], caffe_phase: int | None = None
                     ) -> PeriodBatches:
-        _check_keys(params, cls.KEYS, "PeriodDataLayer")
-        return cls(params.get("rgb_list"), params.get("flow_list"), params.get("root", ""),
-                   int(params.get("batch_size", paper.BATCH_SIZE)),
-                   int(params.get("input_size", paper.INPUT_SIZE)),
-                   int(params.get("delta", paper.DELTA)),
-                   tuple(params.get("rgb_steps", sampling.ALL_STEPS)),
-                   tuple(params.get("flow_steps", sampling.ALL_STEPS)),
-                   _phase(params, caffe_phase), int(params.get("seed", 0)),
-                   int(params.get("test_periods", paper.TEST_PERIODS)),
-                   bool(params.get("more_fix_crop", True)), bool(params.get("flip", True)),
-                   **source_options(params), **rank_options(params))
+        """The maker of a PeriodDataLayer's param_str (keys as the constructor's keywords)."""
+        return _from_params(cls, "PeriodDataLayer", {}, params, caffe_phase)
 
     def top_names(self) -> list[str]:
-        return ([f"rgb_t{t}" for t in self.rgb_steps] + [f"flow_t{t}" for t in self.flow_steps]
-                + ["label"])
+        return list(self.shapes())
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         b, s = self.batch_size, self.input_size
         shapes: dict[str, tuple[int, ...]] = {}
-        for t in self.rgb_steps:
-            shapes[f"rgb_t{t}"] = (b, CHANNELS["rgb"], s, s)
-        for t in self.flow_steps:
-            shapes[f"flow_t{t}"] = (b, CHANNELS["flow"], s, s)
+        for stream, steps in (("rgb", self.rgb_steps), ("flow", self.flow_steps)):
+            for t in steps:
+                shapes[names.tower(stream, t)] = (b, names.CHANNELS[stream], s, s)
         shapes["label"] = (b,)
         return shapes
 
@@ -297,10 +280,12 @@ class PeriodBatches:
             path, _, num_flow, label, rgb_offset, flow_offset = self.videos[video]
             for t in self.rgb_steps:
                 image = frames.load_image(path, int(points[column[t]]), self.layout, rgb_offset)
-                augment.transform(image, crop, self.input_size, False, outputs[f"rgb_t{t}"][j])
+                augment.transform(image, crop, self.input_size, False,
+                                  outputs[names.tower("rgb", t)][j])
             for t in self.flow_steps:
                 indices = sampling.flow_stack_indices(int(points[column[t]]), self.flow_len,
                                                       num_flow)
                 planes = frames.load_flow_planes(path, indices, self.layout, flow_offset)
-                augment.transform_planes(planes, crop, self.input_size, outputs[f"flow_t{t}"][j])
+                augment.transform_planes(planes, crop, self.input_size,
+                                         outputs[names.tower("flow", t)][j])
             outputs["label"][j] = label

@@ -173,7 +173,7 @@ def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Min
 
 def write_summary(out: Path, seed_dirs: list[Path], data: Path, head: str) -> str:
     """claims.md and claims.json from the seeds finished so far (rewritten after each seed)."""
-    from co2fi_tools.runs import atomic_write_text
+    from co2fi_tools.safe_io import atomic_write_text
 
     markdown, summary = summarise(collect(seed_dirs), _num_test(data), head)
     atomic_write_text(out / "claims.md", markdown)

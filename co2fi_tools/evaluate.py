@@ -24,7 +24,7 @@ import numpy as np
 
 from co2fi_tools.stages import METHODS
 from netgen import paper
-from netgen.data import STREAMS
+from netgen.names import STREAMS
 
 STREAM_NAMES = {"rgb": "appearance", "flow": "motion"}
 #: Table 2 calls Table 1's "CO2FI-complete" (two-stream) just "CO2FI".

@@ -20,12 +20,12 @@ from co2fi_tools import classification, fusion
 from co2fi_tools.compare import RESULT_STREAMS, ResultRow, build_comparison, upsert_result
 from co2fi_tools.fusion import FUSION_MODES
 from co2fi_tools.plots import plot_confusion_matrix
+from co2fi_tools.safe_io import atomic_write_text
 from co2fi_tools.scores import (
     ScoreFile,
     load_scores,
     per_class_csv,
     per_class_markdown,
-    write_text_atomic,
 )
 
 
@@ -89,8 +89,8 @@ def write_artifacts(evaluation: Evaluation, out_dir: str | os.PathLike, title: s
     rows = classification.per_class_table(evaluation.video_scores, evaluation.labels,
                                    evaluation.class_names)
     png = plot_confusion_matrix(confusion, out / "confusion.png", evaluation.class_names, title)
-    write_text_atomic(out / "per_class.md", per_class_markdown(rows, title))
-    write_text_atomic(out / "per_class.csv", per_class_csv(rows))
+    atomic_write_text(out / "per_class.md", per_class_markdown(rows, title))
+    atomic_write_text(out / "per_class.csv", per_class_csv(rows))
     return [png, out / "per_class.md", out / "per_class.csv"]
 
 

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, generate_nets, log, train_stages
+from co2fi_tools.safe_io import atomic_write_bytes
 from co2fi_tools.stages import Stage
+from netgen import names
 
-REPO = Path(__file__).resolve().parent.parent
 #: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
 #: docs/benchmarks/claims-cpu.md).
 MINIATURE_DROPOUT = 0.0
@@ -45,10 +46,10 @@ class Pretraining:
     #: The pretraining trains appearance nets only; its flow is extracted (the lists need it)
     #: but never read, so the fastest method does.
     flow: str = "farneback"
-    iters: int = 6000
+    iters: int = 4000
     #: The learning rate drops tenfold here (the small preset drops it at 1000, which stopped
     #: the pretraining at 25 % test accuracy; docs/benchmarks/claims-cpu.md).
-    lr_step: int = 4500
+    lr_step: int = 3000
     seed: int = 0
 
 
@@ -84,7 +85,8 @@ def _sha(text: str | bytes) -> str:
 
 
 def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> str:
-    """Hash of the settings, the generator's code and the nets that make the trunk."""
+    """Hash of the settings, of what the generator draws and of the nets that make the trunk."""
+    from data_prep import synthetic
     from netgen.emit import generate
     from netgen.presets import get_preset
 
@@ -92,7 +94,7 @@ def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> 
                     names=["baseline_rgb", "grouper_rgb"])
     parts = {"settings": asdict(pre),
              "preset": preset, "preset_changes": changes or {},
-             "generator": _sha((REPO / "data_prep" / "synthetic.py").read_bytes()),
+             "clips": synthetic.design_fingerprint("pretrain", pre.classes, pre.frames, pre.seed),
              "nets": {k: _sha(v) for k, v in sorted(nets.items())}}
     return _sha(json.dumps(parts, sort_keys=True, default=str))[:16]
 
@@ -115,9 +117,7 @@ def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
     for layer in kept:
         layer.name = layer.name.removeprefix(prefix)
         net.layer.add().CopyFrom(layer)
-    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
-    tmp.write_bytes(net.SerializeToString())
-    os.replace(tmp, dst)
+    atomic_write_bytes(dst, net.SerializeToString())
 
 
 def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, gpu: int,
@@ -144,7 +144,7 @@ def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, g
     generate_nets(exp, stages)
     finals = train_stages(exp, stages)
     strip_for_trunk(finals["baseline_rgb"], trunk["vgg16"])
-    strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"], prefix="grouper_")
+    strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"], prefix=names.GROUPER_PREFIX)
     return {k: str(v) for k, v in trunk.items()}
 
 

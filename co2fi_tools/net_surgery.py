@@ -30,19 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from netgen.paper import FLOW_STACK
+from co2fi_tools.safe_io import atomic_path
+from netgen.names import CHANNELS, DIRECT_CNNM_PREFIX, GROUPER_PREFIX, TOWER_SEPARATOR
 
 VGG16 = "vgg16"
 CNN_M_2048 = "cnn_m_2048"
-GROUPER_PREFIX = "grouper_"
-#: CNN_M_2048 layers of the Table 1 "direct combine" net (netgen.nets.DIRECT_CNNM_PREFIX).
-CNNM_PREFIX = "cnnm_"
-TOWER_SEPARATOR = "/"
 DEFAULT_ALLOWED_SKIP: tuple[str, ...] = ("fc8",)
 #: Source layers that take the image; these get cross-modality initialisation.
 FIRST_CONVS: tuple[str, ...] = ("conv1_1", "conv1")
-RGB_CHANNELS = 3
-FLOW_CHANNELS = 2 * FLOW_STACK
+RGB_CHANNELS = CHANNELS["rgb"]
 
 
 class ShapeMismatchError(ValueError):
@@ -153,7 +149,7 @@ def shape_fits(source: Sequence[int], legacy: bool, target: Sequence[int]) -> bo
 def source_for(target_layer: str) -> tuple[str, str]:
     """(source model, source layer name) for a layer of our nets."""
     name = target_layer.rsplit(TOWER_SEPARATOR, 1)[-1]
-    for prefix in (GROUPER_PREFIX, CNNM_PREFIX):
+    for prefix in (GROUPER_PREFIX, DIRECT_CNNM_PREFIX):
         if name.startswith(prefix):
             return CNN_M_2048, name[len(prefix):]
     return VGG16, name
@@ -335,15 +331,8 @@ def initialise_net(net_prototxt: str | os.PathLike, out_caffemodel: str | os.Pat
     caffe_phase = {"test": caffe.TEST, "train": caffe.TRAIN}[phase]
     net = caffe.Net(os.fspath(net_prototxt), caffe_phase)
     report = initialise_loaded_net(net, sources, allowed_skip, cross_modality, bilinear)
-    out = Path(out_caffemodel)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(out_caffemodel) as tmp:
         net.save(os.fspath(tmp))
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return report
 
 

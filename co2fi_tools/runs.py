@@ -17,27 +17,14 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from co2fi_layers.caffe_env import REPO_ROOT
+from co2fi_tools.safe_io import atomic_write_text
 
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.solverstate(\.h5)?$")
 SNAPSHOT_FILE_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)(\.h5)?$")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see either the old or the whole new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def code_revision() -> str:

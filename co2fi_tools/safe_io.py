@@ -38,16 +38,17 @@ LOCK_NAME = ".lock"
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed to ``path`` when the block ends
-    without an exception, removed otherwise. For writers that want a file name (h5py, Caffe).
+    without an exception, removed otherwise. For writers that want a file name (h5py, Caffe;
+    ``suffix=path.suffix`` for those that choose the format by the name: matplotlib, OpenCV).
 
     >>> with atomic_path("out/model.caffemodel") as tmp:
     ...     net.save(str(tmp))
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from co2fi_tools.classification import ClassRow
-from co2fi_tools.safe_io import atomic_path, atomic_write_text, os_error_cause
+from co2fi_tools.safe_io import atomic_path, os_error_cause
 
 SCHEMA = "co2fi-scores/1"
 SCORE_KINDS: tuple[str, ...] = ("raw", "probability")
@@ -346,6 +346,3 @@ def per_class_csv(rows: Iterable[ClassRow]) -> str:
     return out.getvalue()
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Kept for callers of this name: co2fi_tools.safe_io.atomic_write_text."""
-    atomic_write_text(path, text)

@@ -22,13 +22,13 @@ differ in classes); layers it lacks are new and keep their fillers.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 from co2fi_tools import net_surgery as surgery
+from co2fi_tools.safe_io import atomic_path
+from netgen import names
 
-TOWER_RE = re.compile(r"^(rgb|flow)_t\d+/(.+)$")
 #: Layers whose shape depends on the number of classes: a mismatch there is skipped, not fatal,
 #: only when it comes from ImageNet.
 IMAGENET_CLASSIFIERS = ("fc8",)
@@ -42,15 +42,14 @@ class WeightTransferError(ValueError):
 
 def candidates(layer: str) -> list[tuple[str, str]]:
     """(source key, source layer) pairs that may initialise ``layer``, best first."""
-    m = TOWER_RE.match(layer)
-    stream, name = (m.group(1), m.group(2)) if m else (None, layer)
+    stream, name = names.split_tower(layer)
     own = stream or "model"
-    if name.startswith(surgery.GROUPER_PREFIX):
+    if name.startswith(names.GROUPER_PREFIX):
         grouper = f"{stream}_grouper" if stream else "grouper"
-        bare = name[len(surgery.GROUPER_PREFIX):]
+        bare = name[len(names.GROUPER_PREFIX):]
         return [(grouper, name), (own, name), (surgery.CNN_M_2048, bare)]
-    if name.startswith(surgery.CNNM_PREFIX):
-        return [(own, name), (surgery.CNN_M_2048, name[len(surgery.CNNM_PREFIX):])]
+    if name.startswith(names.DIRECT_CNNM_PREFIX):
+        return [(own, name), (surgery.CNN_M_2048, name[len(names.DIRECT_CNNM_PREFIX):])]
     return [(own, name), (surgery.VGG16, name)]
 
 
@@ -122,11 +121,6 @@ def initialise_from_stages(net_prototxt: str | os.PathLike, out_caffemodel: str 
         raise WeightTransferError(f"{os.fspath(net_prototxt)}: {err}") from err
     check_transfer(os.fspath(net_prototxt), list(targets), models, report)
     surgery.fill_bilinear(params, upsampling, report)
-    out = Path(out_caffemodel)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(out_caffemodel) as tmp:
         net.save(os.fspath(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return report.summary()

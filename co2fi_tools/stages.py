@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netgen.data import STREAMS
+from netgen.names import STREAMS
 
 #: Method names of the comparison tables (co2fi_tools/paper_results.csv) -> what they need.
 METHODS: dict[str, dict] = {

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from co2fi_layers import frames
-from co2fi_tools.safe_io import atomic_write_text
+from co2fi_tools.safe_io import atomic_path, atomic_write_text
 from data_prep.errors import DataError
 from data_prep.lists import ListItem, fraction_tag, stratified_subset
 from netgen import paper
@@ -130,10 +130,9 @@ def _link(target: Path, link: Path) -> None:
     """``link`` -> ``target`` (absolute), replacing an older link atomically."""
     if link.exists() and not link.is_symlink() and link.resolve() != target.resolve():
         raise DataError(link, f"exists and is not a link to {target}; move it away")
-    tmp = link.with_name(f".{link.name}.tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target.resolve())
-    os.replace(tmp, link)
+    with atomic_path(link) as tmp:
+        tmp.unlink()
+        tmp.symlink_to(target.resolve())
 
 
 @dataclass

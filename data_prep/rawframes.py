@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from co2fi_tools.safe_io import atomic_write_text
 from data_prep.errors import DataError
 
 IMG_PREFIX = "img_"
@@ -175,13 +176,7 @@ def read_done(frame_dir: str | os.PathLike[str]) -> dict:
 
 def write_done(frame_dir: str | os.PathLike[str], info: dict) -> None:
     """Writes the completion marker atomically (temp file, then rename)."""
-    final = os.path.join(frame_dir, DONE_MARKER)
-    tmp = f"{final}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(info, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    atomic_write_text(os.path.join(frame_dir, DONE_MARKER), json.dumps(info, sort_keys=True))
 
 
 #: A dataset folder's record of how its frames and lists are read (written by
@@ -208,9 +203,5 @@ def read_source_params(data_root: str | os.PathLike[str] | None) -> dict:
 
 
 def write_source_params(data_root: str | os.PathLike[str], params: Mapping[str, Any]) -> None:
-    path = os.path.join(data_root, SOURCE_FILE)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(dict(params), f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write_text(os.path.join(data_root, SOURCE_FILE),
+                      json.dumps(dict(params), indent=1, sort_keys=True) + "\n")

@@ -29,15 +29,18 @@ finished files, and files are written under a temporary name and renamed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from co2fi_tools.safe_io import atomic_path, atomic_write_text
 
 VIDEO_EXT = ".avi"
 FOURCC = "MJPG"  # written and read back by opencv-python-headless's bundled FFmpeg
@@ -394,16 +397,15 @@ def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames:
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = FPS) -> None:
     """Writes ``frames`` to ``path`` atomically (temporary name, then rename)."""
     height, width = frames[0].shape[:2]
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
-    if not writer.isOpened():
-        raise OSError(f"{tmp}: OpenCV cannot write {FOURCC} video")
-    try:
-        for frame in frames:
-            writer.write(frame)
-    finally:
-        writer.release()
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
+        if not writer.isOpened():
+            raise OSError(f"{tmp}: OpenCV cannot write {FOURCC} video")
+        try:
+            for frame in frames:
+                writer.write(frame)
+        finally:
+            writer.release()
 
 
 def clip_relpath(spec: ClassSpec, clip: int) -> str:
@@ -420,9 +422,7 @@ def test_clips(clips_per_class: int, test_fraction: float, split: int) -> set[in
 
 
 def _write_text(path: Path, lines: Sequence[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def write_splits(
@@ -442,6 +442,27 @@ def write_splits(
                     train.append(f"{clip_relpath(spec, clip)} {label + 1}")
         _write_text(splits_dir / f"trainlist{split:02d}.txt", train)
         _write_text(splits_dir / f"testlist{split:02d}.txt", test)
+
+
+def _design(design: str, num_classes: int) -> tuple[list[ClassSpec], Callable[..., list]]:
+    """The class specs and the clip renderer of ``design``."""
+    specs = {"classic": class_specs, "miniature": miniature_specs,
+             "pretrain": pretrain_specs}[design](num_classes)
+    return specs, render_clip if design == "classic" else render_miniature_clip
+
+
+def design_fingerprint(design: str, num_classes: int, num_frames: int, seed: int = 0,
+                       width: int = 128, height: int = 96) -> str:
+    """SHA-256 of the first clip of every class as ``generate`` renders it: a cache key that
+    changes when what the generator draws changes, and not when its code is only rearranged."""
+    specs, render = _design(design, num_classes)
+    clutter = DEFAULT_CLUTTER if design == "classic" else MINI_CLUTTER
+    digest = hashlib.sha256(f"{design} {num_classes} {num_frames} {width}x{height}".encode())
+    for label, spec in enumerate(specs):
+        rng = np.random.default_rng([seed, label, 0])
+        for frame in render(spec, rng, num_frames, width, height, clutter):
+            digest.update(np.ascontiguousarray(frame).tobytes())
+    return digest.hexdigest()
 
 
 def generate(
@@ -474,9 +495,7 @@ def generate(
     if not 0 <= clutter <= 1:
         raise ValueError(f"clutter must be in [0, 1], got {clutter}")
     out_dir = Path(out_dir)
-    specs = {"classic": class_specs, "miniature": miniature_specs,
-             "pretrain": pretrain_specs}[design](num_classes)
-    render = render_clip if design == "classic" else render_miniature_clip
+    specs, render = _design(design, num_classes)
     paths = []
     jobs = [(label, clip) for label in range(num_classes) for clip in range(clips_per_class)]
     if progress:

@@ -1,7 +1,10 @@
 """Small NetSpec helpers shared by every generator: scopes, parameter specs, conv/fc/pool blocks.
 
 A ``Scope`` names layers and blobs of one tower (``rgb_t3/conv1_1``), gives shared towers common
-parameter names (``flow/conv1_1/0``) and freezes towers (``lr_mult: 0``). Layer names follow the
+parameter names (``flow/conv1_1/0``) and freezes towers (``lr_mult: 0``). A ``BuildContext``
+carries what every block of one net reads (sizes, readings, classes, phase, label), so that the
+block functions take it and the blobs they work on instead of long positional lists. Layer
+names follow the
 FCN/HED NetSpec idiom: every layer is assigned to the NetSpec under its own name, in-place
 ReLU/Dropout layers included, so ``relu1_1`` works in place on blob ``conv1_1`` as in the
 official VGG-16 prototxt.
@@ -18,6 +21,9 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
+from netgen.presets import Preset
+from netgen.readings import Readings
+
 #: Keyword arguments that keep a layer in the TRAIN phase only / TEST phase only.
 TRAIN_ONLY: dict[str, Any] = {"include": {"phase": caffe_pb2.TRAIN}}
 TEST_ONLY: dict[str, Any] = {"include": {"phase": caffe_pb2.TEST}}
@@ -29,6 +35,29 @@ WEIGHT_FILLER: dict[str, Any] = {"type": "xavier"}
 CONV_FILLER: dict[str, Any] = {"type": "msra"}
 BIAS_FILLER: dict[str, Any] = {"type": "constant", "value": 0.0}
 LSTM_FILLER: dict[str, Any] = {"type": "uniform", "min": -0.08, "max": 0.08}
+#: Caffe's enums, by name.
+MAX_POOL = caffe_pb2.PoolingParameter.MAX
+ELTWISE_SUM = caffe_pb2.EltwiseParameter.SUM
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What every block of one net reads."""
+
+    preset: Preset
+    readings: Readings
+    num_classes: int
+    #: A train/val net (losses, TRAIN-only layers) rather than a deploy net.
+    train: bool
+    #: The label blob (None in deploy nets).
+    label: Top | None = None
+
+    def loss_scale(self) -> float:
+        """The 1/N of Eqs. 1, 3 and 5 under readings.class_normalization, else 1 (batch mean).
+
+        Applied to every softmax loss of the Table 1-2 nets alike, the baselines' included, so
+        that every row trains under the same loss scale."""
+        return 1.0 / self.num_classes if self.readings.class_normalization else 1.0
 
 
 @dataclass(frozen=True)
@@ -140,11 +169,13 @@ def fc(
     return top
 
 
-def max_pool(n: NetSpec, s: Scope, name: str, bottom: Top, kernel: int, stride: int) -> Top:
+def max_pool(n: NetSpec, s: Scope, name: str, bottom: Top, kernel: int, stride: int,
+             extra: dict[str, Any] | None = None) -> Top:
+    """Max pooling (``extra``, e.g. TRAIN_ONLY, is added to the layer)."""
     n[s.name(name)] = L.Pooling(
         bottom, name=s.name(name),
-        pooling_param={"pool": caffe_pb2.PoolingParameter.MAX, "kernel_size": kernel,
-                       "stride": stride},
+        pooling_param={"pool": MAX_POOL, "kernel_size": kernel, "stride": stride},
+        **(extra or {}),
     )
     return n[s.name(name)]
 

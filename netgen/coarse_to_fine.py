@@ -5,7 +5,8 @@ multi-granularity feature extraction (Sec. 4.1): ``side_outputs`` -> ``side_map_
 adaptive class group forming (Sec. 4.2, training only): ``class_group_heads`` (FC2, FC3),
 ``adaptive_class_groups`` (CNN_M_2048 grouper + ClassGroupLayer), ``group_loss`` (Eq. 1);
 coarse-to-fine integration (Sec. 4.3): ``coarse_to_fine_integration`` (Eq. 2) and ``step_losses``
-(Eq. 3); ``coarse_to_fine_tower`` puts them together (Eq. 4).
+(Eq. 3); ``coarse_to_fine_tower`` puts them together (Eq. 4). Every block takes the NetSpec,
+the net's ``BuildContext`` (netgen.blocks), the tower's ``Scope`` and the blobs it works on.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from dataclasses import dataclass
 from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 
-from netgen import paper
-from netgen.blocks import TEST_ONLY, TRAIN_ONLY, Scope, conv, fc, python_param
-from netgen.presets import Preset
-from netgen.readings import Readings
+from netgen import names, paper
+from netgen.blocks import (
+    ELTWISE_SUM,
+    TEST_ONLY,
+    TRAIN_ONLY,
+    BuildContext,
+    Scope,
+    conv,
+    fc,
+    python_param,
+)
 from netgen.recurrent import lstm
 from netgen.trunks import VGG16_STAGE_STRIDES, cnn_m_2048_trunk, vgg16_trunk
 
@@ -29,8 +37,6 @@ GRANULARITIES: tuple[str, ...] = ("coarse", "medium", "fine")
 #: How class groups are formed: by the grouper (CO2FI), not at all (no Eq. 1 loss), or from the
 #: ground truth alone (CO2FI-no coarseness).
 CLASS_GROUPING: tuple[str, ...] = ("adaptive", "none", "ground_truth")
-#: Layer-name prefix of the frozen CNN_M_2048 grouper (docs/DESIGN.md).
-GROUPER_PREFIX = "grouper_"
 
 
 @dataclass(frozen=True)
@@ -71,14 +77,6 @@ def validate_coarse_to_fine(config: CoarseToFineConfig, num_classes: int) -> Non
                          f"class group; need at least {max(config.group_sizes)} classes")
 
 
-def loss_scale(num_classes: int, readings: Readings) -> float:
-    """The 1/N of Eqs. 1, 3 and 5 under readings.class_normalization, else 1 (batch mean).
-
-    Applied to every softmax loss of the Table 1-2 nets alike, the baselines' included, so that
-    every row trains under the same loss scale."""
-    return 1.0 / num_classes if readings.class_normalization else 1.0
-
-
 def stage_granularities(stage: str, grans: Sequence[str], slicing: str) -> list[str]:
     """Granularities whose side-map group draws on side output ``stage``.
 
@@ -108,15 +106,14 @@ def upsample(n: NetSpec, s: Scope, name: str, bottom: Top, channels: int, factor
 
 
 def side_outputs(
-    n: NetSpec, s: Scope, stages: dict[str, Top], preset: Preset, grans: Sequence[str],
-    readings: Readings,
+    n: NetSpec, ctx: BuildContext, s: Scope, stages: dict[str, Top], grans: Sequence[str]
 ) -> dict[str, Top]:
     """Side outputs of conv3_3, conv4_3, conv5_3 (1x1 conv, G*C maps), upsampled to one grid."""
     out = {}
     finest = VGG16_STAGE_STRIDES[paper.SIDE_OUTPUT_LAYERS[0]]
     for stage in paper.SIDE_OUTPUT_LAYERS:
-        channels = len(stage_granularities(stage, grans, readings.side_slicing))
-        channels *= preset.side_channels
+        channels = len(stage_granularities(stage, grans, ctx.readings.side_slicing))
+        channels *= ctx.preset.side_channels
         top = conv(n, s, f"side_{stage}", stages[stage], channels, 1)
         factor = VGG16_STAGE_STRIDES[stage] // finest
         if factor > 1:
@@ -126,14 +123,13 @@ def side_outputs(
 
 
 def side_map_groups(
-    n: NetSpec, s: Scope, side: dict[str, Top], preset: Preset, grans: Sequence[str],
-    readings: Readings,
+    n: NetSpec, ctx: BuildContext, s: Scope, side: dict[str, Top], grans: Sequence[str]
 ) -> dict[str, Top]:
     """Slice every side output per granularity; concatenate same-granularity slices (Fig. 3)."""
     parts: dict[str, list[Top]] = {g: [] for g in grans}
-    c = preset.side_channels
+    c = ctx.preset.side_channels
     for stage in paper.SIDE_OUTPUT_LAYERS:
-        stage_grans = stage_granularities(stage, grans, readings.side_slicing)
+        stage_grans = stage_granularities(stage, grans, ctx.readings.side_slicing)
         if len(stage_grans) == 1:
             parts[stage_grans[0]].append(side[stage])
             continue
@@ -152,47 +148,45 @@ def side_map_groups(
 
 
 def multi_granularity_features(
-    n: NetSpec, s: Scope, groups: dict[str, Top], preset: Preset
+    n: NetSpec, ctx: BuildContext, s: Scope, groups: dict[str, Top]
 ) -> dict[str, Top]:
     """FC1 of every side-map group: the feature x_k of granularity k."""
     return {
-        g: fc(n, s, f"fc1_{g}", top, preset.fc1, relu=f"relu_fc1_{g}",
-              dropout=(f"drop_fc1_{g}", preset.dropout))
+        g: fc(n, s, f"fc1_{g}", top, ctx.preset.fc1, relu=f"relu_fc1_{g}",
+              dropout=(f"drop_fc1_{g}", ctx.preset.dropout))
         for g, top in groups.items()
     }
 
 
 def class_group_heads(
-    n: NetSpec, s: Scope, feats: dict[str, Top], preset: Preset, num_classes: int
+    n: NetSpec, ctx: BuildContext, s: Scope, feats: dict[str, Top]
 ) -> dict[str, Top]:
     """FC2 and FC3 on every granularity's feature (training only): the logits of p(n|W,k)."""
     return {
         g: fc(n, s, f"fc3_{g}",
-              fc(n, s, f"fc2_{g}", top, preset.fc2, relu=f"relu_fc2_{g}",
-                 dropout=(f"drop_fc2_{g}", preset.dropout), extra=TRAIN_ONLY),
-              num_classes, extra=TRAIN_ONLY)
+              fc(n, s, f"fc2_{g}", top, ctx.preset.fc2, relu=f"relu_fc2_{g}",
+                 dropout=(f"drop_fc2_{g}", ctx.preset.dropout), extra=TRAIN_ONLY),
+              ctx.num_classes, extra=TRAIN_ONLY)
         for g, top in feats.items()
     }
 
 
 def adaptive_class_groups(
-    n: NetSpec, s: Scope, data: Top, label: Top, preset: Preset, num_classes: int,
-    config: CoarseToFineConfig, readings: Readings,
+    n: NetSpec, ctx: BuildContext, s: Scope, data: Top, config: CoarseToFineConfig
 ) -> dict[str, Top]:
     """The frozen CNN_M_2048 grouper scores the input; ClassGroupLayer forms the groups.
 
     Returns one B x N membership mask per granularity (``class_group_<granularity>``).
     """
     frozen = s.frozen_copy()
-    feat = cnn_m_2048_trunk(n, frozen, data, preset, GROUPER_PREFIX, dropout=False,
+    feat = cnn_m_2048_trunk(n, frozen, data, ctx.preset, names.GROUPER_PREFIX, dropout=False,
                             extra=TRAIN_ONLY)
-    score = fc(n, frozen, f"{GROUPER_PREFIX}fc8", feat, num_classes, extra=TRAIN_ONLY)
+    score = fc(n, frozen, f"{names.GROUPER_PREFIX}fc8", feat, ctx.num_classes, extra=TRAIN_ONLY)
     active = config.active()
-    params = {"group_sizes": [size for _, size, _ in active], "num_classes": num_classes,
-              "forced_gt": readings.forced_gt, "tie_break": readings.tie_break}
-    masks = L.Python(score, label, name=s.name("class_groups"), ntop=len(active),
-                     python_param=python_param("co2fi_layers.class_groups", "ClassGroupLayer",
-                                               params),
+    params = {"group_sizes": [size for _, size, _ in active], "num_classes": ctx.num_classes,
+              "forced_gt": ctx.readings.forced_gt, "tie_break": ctx.readings.tie_break}
+    masks = L.Python(score, ctx.label, name=s.name("class_groups"), ntop=len(active),
+                     python_param=python_param(*names.CLASS_GROUP_LAYER, params),
                      propagate_down=[False, False], **TRAIN_ONLY)
     if len(active) == 1:
         masks = (masks,)
@@ -204,50 +198,48 @@ def adaptive_class_groups(
 
 
 def group_loss(
-    n: NetSpec, s: Scope, logits: dict[str, Top], masks: dict[str, Top], num_classes: int,
-    config: CoarseToFineConfig, readings: Readings,
+    n: NetSpec, ctx: BuildContext, s: Scope, logits: dict[str, Top], masks: dict[str, Top],
+    config: CoarseToFineConfig,
 ) -> Top:
     """Eq. 1: -(1/N) sum_k alpha_k sum_{n in G_k} log p(n|W,k), batch-averaged (GroupLossLayer)."""
     active = config.active()
-    params = {"alpha": [a for _, _, a in active], "num_classes": num_classes,
-              "class_normalization": readings.class_normalization,
-              "reading": readings.group_loss}
+    params = {"alpha": [a for _, _, a in active], "num_classes": ctx.num_classes,
+              "class_normalization": ctx.readings.class_normalization,
+              "reading": ctx.readings.group_loss}
     name = s.name("loss_group")
     bottoms = [logits[g] for g, _, _ in active] + [masks[g] for g, _, _ in active]
     n[name] = L.Python(*bottoms, name=name, loss_weight=1.0,
                        propagate_down=[True] * len(active) + [False] * len(active),
-                       python_param=python_param("co2fi_layers.group_loss", "GroupLossLayer",
-                                                 params),
+                       python_param=python_param(*names.GROUP_LOSS_LAYER, params),
                        **TRAIN_ONLY)
     return n[name]
 
 
 def ground_truth_group_losses(
-    n: NetSpec, s: Scope, logits: dict[str, Top], label: Top, num_classes: int,
-    config: CoarseToFineConfig, readings: Readings,
+    n: NetSpec, ctx: BuildContext, s: Scope, logits: dict[str, Top], config: CoarseToFineConfig
 ) -> list[Top]:
     """Eq. 1 when every group is {ground truth} (CO2FI-no coarseness): softmax losses, alpha_k/N."""
-    scale = loss_scale(num_classes, readings)
     tops = []
     for g, _, alpha in config.active():
         name = s.name(f"loss_group_{g}")
-        n[name] = L.SoftmaxWithLoss(logits[g], label, name=name, loss_weight=alpha * scale,
-                                    **TRAIN_ONLY)
+        n[name] = L.SoftmaxWithLoss(logits[g], ctx.label, name=name,
+                                    loss_weight=alpha * ctx.loss_scale(), **TRAIN_ONLY)
         tops.append(n[name])
     return tops
 
 
 def coarse_to_fine_integration(
-    n: NetSpec, s: Scope, feats: dict[str, Top], preset: Preset, readings: Readings
+    n: NetSpec, ctx: BuildContext, s: Scope, feats: dict[str, Top]
 ) -> list[Top]:
     """Eq. 2: a len(feats)-unit LSTM over the granularity features, coarse to fine."""
     ordered = [feats[g] for g in GRANULARITIES if g in feats]
-    return lstm(n, s, "c2f_lstm", ordered, preset.fc1, preset.c2f_lstm, readings.lstm_weights)
+    return lstm(n, s, "c2f_lstm", ordered, ctx.preset.fc1, ctx.preset.c2f_lstm,
+                ctx.readings.lstm_weights)
 
 
 def step_losses(
-    n: NetSpec, s: Scope, name: str, hs: list[Top], num_classes: int, label: Top | None,
-    weight: float, train: bool, readings: Readings, accuracy: bool = True,
+    n: NetSpec, ctx: BuildContext, s: Scope, name: str, hs: list[Top], weight: float,
+    accuracy: bool = True,
 ) -> list[Top]:
     """An FC on every LSTM step (its own per unit, or one shared: readings.step_scores); softmax
     loss with ``weight`` per step.
@@ -258,24 +250,24 @@ def step_losses(
     """
     scores = []
     for t, h in enumerate(hs, start=1):
-        if not train and readings.test_output == "last_step" and t < len(hs):
+        if not ctx.train and ctx.readings.test_output == "last_step" and t < len(hs):
             continue
-        shared = f"{name}_score" if readings.step_scores == "shared" else None
-        score = fc(n, s, f"{name}_score_t{t}", h, num_classes, param_layer=shared)
+        shared = f"{name}_score" if ctx.readings.step_scores == "shared" else None
+        score = fc(n, s, f"{name}_score_t{t}", h, ctx.num_classes, param_layer=shared)
         scores.append(score)
-        if train:
+        if ctx.train:
             loss = s.name(f"{name}_loss_t{t}")
-            n[loss] = L.SoftmaxWithLoss(score, label, name=loss, loss_weight=weight)
-    if train and accuracy:
+            n[loss] = L.SoftmaxWithLoss(score, ctx.label, name=loss, loss_weight=weight)
+    if ctx.train and accuracy:
         acc = s.name(f"{name}_accuracy")
-        n[acc] = L.Accuracy(scores[-1], label, name=acc, **TEST_ONLY)
+        n[acc] = L.Accuracy(scores[-1], ctx.label, name=acc, **TEST_ONLY)
     return scores
 
 
-def prediction(n: NetSpec, s: Scope, name: str, scores: list[Top], readings: Readings) -> Top:
+def prediction(n: NetSpec, ctx: BuildContext, s: Scope, name: str, scores: list[Top]) -> Top:
     """Test-time output: softmax of the last step (or the mean of every step's softmax)."""
     out = s.name(name)
-    if readings.test_output == "last_step" or len(scores) == 1:
+    if ctx.readings.test_output == "last_step" or len(scores) == 1:
         n[out] = L.Softmax(scores[-1], name=out)
         return n[out]
     probs = []
@@ -283,37 +275,35 @@ def prediction(n: NetSpec, s: Scope, name: str, scores: list[Top], readings: Rea
         p = s.name(f"{name}_t{t}")
         n[p] = L.Softmax(score, name=p)
         probs.append(n[p])
-    n[out] = L.Eltwise(*probs, name=out,
-                       eltwise_param={"operation": 1, "coeff": [1.0 / len(probs)] * len(probs)})
+    n[out] = L.Eltwise(*probs, name=out, eltwise_param={
+        "operation": ELTWISE_SUM, "coeff": [1.0 / len(probs)] * len(probs)})
     return n[out]
 
 
 def coarse_to_fine_tower(
-    n: NetSpec, s: Scope, data: Top, label: Top | None, preset: Preset, num_classes: int,
-    config: CoarseToFineConfig, readings: Readings, train: bool, scores: bool = True,
-    accuracy: bool = True,
+    n: NetSpec, ctx: BuildContext, s: Scope, data: Top, config: CoarseToFineConfig,
+    scores: bool = True, accuracy: bool = True,
 ) -> tuple[Top, list[Top]]:
-    """One coarse-to-fine network on ``data`` with the loss of Eq. 4 when ``train``.
+    """One coarse-to-fine network on ``data`` with the loss of Eq. 4 when ``ctx.train``.
 
     ``scores=False`` (fusion deploy nets) leaves out the per-step FC. Returns (integrated
     feature h_T as B x H, per-step score blobs).
     """
     active = config.active()
     grans = [g for g, _, _ in active]
-    stages = vgg16_trunk(n, s, data, preset, upto="conv5_3")
-    side = side_outputs(n, s, stages, preset, grans, readings)
-    groups = side_map_groups(n, s, side, preset, grans, readings)
-    feats = multi_granularity_features(n, s, groups, preset)
-    if train and config.class_grouping != "none":
-        logits = class_group_heads(n, s, feats, preset, num_classes)
+    stages = vgg16_trunk(n, s, data, ctx.preset, upto="conv5_3")
+    side = side_outputs(n, ctx, s, stages, grans)
+    groups = side_map_groups(n, ctx, s, side, grans)
+    feats = multi_granularity_features(n, ctx, s, groups)
+    if ctx.train and config.class_grouping != "none":
+        logits = class_group_heads(n, ctx, s, feats)
         if config.class_grouping == "adaptive":
-            masks = adaptive_class_groups(n, s, data, label, preset, num_classes, config, readings)
-            group_loss(n, s, logits, masks, num_classes, config, readings)
+            masks = adaptive_class_groups(n, ctx, s, data, config)
+            group_loss(n, ctx, s, logits, masks, config)
         else:
-            ground_truth_group_losses(n, s, logits, label, num_classes, config, readings)
-    hs = coarse_to_fine_integration(n, s, feats, preset, readings)
+            ground_truth_group_losses(n, ctx, s, logits, config)
+    hs = coarse_to_fine_integration(n, ctx, s, feats)
     if not scores:
         return hs[-1], []
-    weight = config.beta * loss_scale(num_classes, readings)
-    return hs[-1], step_losses(n, s, "c2f", hs, num_classes, label, weight, train, readings,
-                               accuracy)
+    weight = config.beta * ctx.loss_scale()
+    return hs[-1], step_losses(n, ctx, s, "c2f", hs, weight, accuracy)

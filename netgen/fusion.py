@@ -1,7 +1,8 @@
 """The asynchronous fusion network (Sec. 5, Fig. 5): its blocks, one function each.
 
 ``stream_wise_fusion`` (Sec. 5.1): the centre feature and one feature of the other stream,
-viewed as two 1-D maps (B x 2 x D x 1), fused by a single 1x1 conv of their own (K_t);
+viewed as two 1-D maps (B x 2 x D x 1), fused by a single 1x1 conv of their own (K_t) into
+K maps (B x K x D x 1, K = preset.fusion_channels);
 ``asynchronous_integration`` (Sec. 5.2, Eq. 5): a T-unit LSTM over the fused outputs with an FC
 and a softmax loss (gamma/N) on every step.
 """
@@ -12,10 +13,8 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 
 from netgen import paper
-from netgen.blocks import BIAS_FILLER, WEIGHT_FILLER, Scope
+from netgen.blocks import BIAS_FILLER, WEIGHT_FILLER, BuildContext, Scope
 from netgen.coarse_to_fine import prediction, step_losses
-from netgen.presets import Preset
-from netgen.readings import Readings
 from netgen.recurrent import lstm
 
 
@@ -26,20 +25,21 @@ def as_map(n: NetSpec, name: str, feature: Top) -> Top:
 
 
 def stream_wise_fusion(
-    n: NetSpec, s: Scope, step: int, centre_map: Top, other_map: Top, dim: int, preset: Preset,
-    readings: Readings,
+    n: NetSpec, ctx: BuildContext, s: Scope, step: int, centre_map: Top, other_map: Top
 ) -> Top:
-    """Fuse two 1-D maps with the 1x1 conv ``fuse_t<step>``; returns 1 x B x (K*D), one step."""
+    """Fuse two 1-D maps (B x 1 x D x 1 each) with the 1x1 conv ``fuse_t<step>``; returns its
+    B x K x D x 1 output (K = preset.fusion_channels), one step of the asynchronous LSTM."""
     pair = s.name(f"fuse_pair_t{step}")
     n[pair] = L.Concat(centre_map, other_map, name=pair, concat_param={"axis": 1})
     name = f"fuse_t{step}"
     n[s.name(name)] = L.Convolution(
         n[pair], name=s.name(name), param=s.params(name),
-        convolution_param={"num_output": preset.fusion_channels, "kernel_size": paper.FUSION_KERNEL,
+        convolution_param={"num_output": ctx.preset.fusion_channels,
+                           "kernel_size": paper.FUSION_KERNEL,
                            "weight_filler": WEIGHT_FILLER, "bias_filler": BIAS_FILLER},
     )
     top = n[s.name(name)]
-    if readings.fusion_relu:
+    if ctx.readings.fusion_relu:
         relu = s.name(f"relu_fuse_t{step}")
         n[relu] = L.ReLU(top, name=relu, in_place=True)
         top = n[relu]
@@ -47,14 +47,13 @@ def stream_wise_fusion(
 
 
 def asynchronous_integration(
-    n: NetSpec, s: Scope, fused: list[Top], dim: int, preset: Preset, num_classes: int,
-    label: Top | None, gamma_weight: float, readings: Readings, train: bool,
+    n: NetSpec, ctx: BuildContext, s: Scope, fused: list[Top], dim: int, gamma_weight: float
 ) -> Top | None:
-    """Eq. 5: the T-unit LSTM over the fused outputs; per-step FC + loss. Deploy: ``prob``."""
-    width = preset.fusion_channels * dim
-    hs = lstm(n, s, "async_lstm", fused, width, preset.async_lstm, readings.lstm_weights)
-    scores = step_losses(n, s, "async", hs, num_classes, label, gamma_weight, train, readings)
-    if train:
+    """Eq. 5: the T-unit LSTM over the fused outputs (each K x D wide: ``dim`` is the fused
+    features' D); per-step FC + loss (weight ``gamma_weight``). Deploy: ``prob``."""
+    width = ctx.preset.fusion_channels * dim
+    hs = lstm(n, s, "async_lstm", fused, width, ctx.preset.async_lstm, ctx.readings.lstm_weights)
+    scores = step_losses(n, ctx, s, "async", hs, gamma_weight)
+    if ctx.train:
         return None
-    return prediction(n, s, "prob", scores, readings)
-
+    return prediction(n, ctx, s, "prob", scores)

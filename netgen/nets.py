@@ -7,25 +7,23 @@ layers for tests) and batch (default: the preset's).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
-from netgen import paper
-from netgen.blocks import TEST_ONLY, Scope, fc
+from netgen import names, paper
+from netgen.blocks import ELTWISE_SUM, TEST_ONLY, BuildContext, Scope, fc
 from netgen.coarse_to_fine import (
-    GROUPER_PREFIX,
     CoarseToFineConfig,
     coarse_to_fine_tower,
-    loss_scale,
     prediction,
     validate_coarse_to_fine,
 )
 from netgen.data import (
     DATA_SOURCES,
-    STREAMS,
     add_test_data_layer,
     clip_data,
     deploy_inputs,
@@ -38,8 +36,6 @@ from netgen.trunks import cnn_m_2048_trunk, vgg16_trunk
 
 PHASES: tuple[str, ...] = ("train", "deploy")
 TOWERS: tuple[str, ...] = ("baseline", "co2fi")
-#: Prefix of the CNN_M_2048 trunk of the Table 1 "direct combine" net (trained, not a grouper).
-DIRECT_CNNM_PREFIX = "cnnm_"
 #: Largest Delta accepted (frames between fused inputs). Not a paper number: a period spans
 #: (T-1)*Delta frames and must fit in a video (UCF101 clips average about 7 s = 175 frames).
 MAX_DELTA: int = 40
@@ -66,6 +62,10 @@ class NetOptions:
     def train_batch(self) -> int:
         return self.batch if self.batch is not None else self.preset.batch_size
 
+    def context(self, label: Top | None) -> BuildContext:
+        """What the blocks of a net with these options read; ``label`` from its inputs."""
+        return BuildContext(self.preset, self.readings, self.num_classes, self.train, label)
+
 
 def validate_options(opt: NetOptions) -> None:
     if opt.phase not in PHASES:
@@ -82,8 +82,8 @@ def validate_options(opt: NetOptions) -> None:
 
 
 def _check_stream(stream: str) -> None:
-    if stream not in STREAMS:
-        raise ValueError(f"unknown stream {stream!r}; known: {STREAMS}")
+    if stream not in names.STREAMS:
+        raise ValueError(f"unknown stream {stream!r}; known: {names.STREAMS}")
 
 
 def _single_stream_inputs(n: NetSpec, stream: str, opt: NetOptions) -> tuple[Top, Top | None]:
@@ -127,16 +127,16 @@ def _finish(n: NetSpec, name: str, opt: NetOptions, test_batch: int) -> caffe_pb
 
 
 def _classifier(
-    n: NetSpec, s: Scope, name: str, feature: Top, label: Top | None, opt: NetOptions,
-    loss_weight: float = 1.0, accuracy: bool = True, prob: bool = True,
+    n: NetSpec, ctx: BuildContext, s: Scope, name: str, feature: Top, loss_weight: float = 1.0,
+    accuracy: bool = True, prob: bool = True,
 ) -> Top:
     """FC to N classes; softmax loss (+ TEST accuracy) when training, ``prob`` when deploying."""
-    score = fc(n, s, name, feature, opt.num_classes)
-    if opt.train:
-        n[s.name("loss")] = L.SoftmaxWithLoss(score, label, name=s.name("loss"),
+    score = fc(n, s, name, feature, ctx.num_classes)
+    if ctx.train:
+        n[s.name("loss")] = L.SoftmaxWithLoss(score, ctx.label, name=s.name("loss"),
                                               loss_weight=loss_weight)
         if accuracy:
-            n[s.name("accuracy")] = L.Accuracy(score, label, name=s.name("accuracy"),
+            n[s.name("accuracy")] = L.Accuracy(score, ctx.label, name=s.name("accuracy"),
                                                **TEST_ONLY)
     elif prob:
         n[s.name("prob")] = L.Softmax(score, name=s.name("prob"))
@@ -152,9 +152,9 @@ def two_stream_baseline(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
     _check_stream(stream)
     n = NetSpec()
     data, label = _single_stream_inputs(n, stream, opt)
+    ctx = opt.context(label)
     tops = vgg16_trunk(n, Scope(), data, opt.preset, upto="fc7")
-    _classifier(n, Scope(), "fc8", tops["fc7"], label, opt,
-                loss_weight=loss_scale(opt.num_classes, opt.readings))
+    _classifier(n, ctx, Scope(), "fc8", tops["fc7"], loss_weight=ctx.loss_scale())
     return _finish(n, f"baseline_{stream}", opt, opt.train_batch())
 
 
@@ -169,20 +169,20 @@ def direct_combine_net(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
     n = NetSpec()
     s = Scope()
     data, label = _single_stream_inputs(n, stream, opt)
+    ctx = opt.context(label)
     vgg = vgg16_trunk(n, s, data, opt.preset, upto="fc7")["fc7"]
-    cnnm = cnn_m_2048_trunk(n, s, data, opt.preset, DIRECT_CNNM_PREFIX, dropout=True)
+    cnnm = cnn_m_2048_trunk(n, s, data, opt.preset, names.DIRECT_CNNM_PREFIX, dropout=True)
     if opt.readings.direct_combine == "concat_fc7":
         n.fc7_combine = L.Concat(vgg, cnnm, name="fc7_combine", concat_param={"axis": 1})
-        _classifier(n, s, "fc8_combine", n.fc7_combine, label, opt,
-                    loss_weight=loss_scale(opt.num_classes, opt.readings))
+        _classifier(n, ctx, s, "fc8_combine", n.fc7_combine, loss_weight=ctx.loss_scale())
     else:
         a = fc(n, s, "fc8", vgg, opt.num_classes)
-        b = fc(n, s, f"{DIRECT_CNNM_PREFIX}fc8", cnnm, opt.num_classes)
-        n.fc8_combine = L.Eltwise(a, b, name="fc8_combine", eltwise_param={"operation": 1})
+        b = fc(n, s, f"{names.DIRECT_CNNM_PREFIX}fc8", cnnm, opt.num_classes)
+        n.fc8_combine = L.Eltwise(a, b, name="fc8_combine",
+                                  eltwise_param={"operation": ELTWISE_SUM})
         score = n.fc8_combine
         if opt.train:
-            n.loss = L.SoftmaxWithLoss(score, label, name="loss",
-                                       loss_weight=loss_scale(opt.num_classes, opt.readings))
+            n.loss = L.SoftmaxWithLoss(score, label, name="loss", loss_weight=ctx.loss_scale())
             n.accuracy = L.Accuracy(score, label, name="accuracy", **TEST_ONLY)
         else:
             n.prob = L.Softmax(score, name="prob")
@@ -195,8 +195,8 @@ def grouper_net(stream: str, opt: NetOptions) -> caffe_pb2.NetParameter:
     _check_stream(stream)
     n = NetSpec()
     data, label = _single_stream_inputs(n, stream, opt)
-    feat = cnn_m_2048_trunk(n, Scope(), data, opt.preset, GROUPER_PREFIX, dropout=True)
-    _classifier(n, Scope(), f"{GROUPER_PREFIX}fc8", feat, label, opt)
+    feat = cnn_m_2048_trunk(n, Scope(), data, opt.preset, names.GROUPER_PREFIX, dropout=True)
+    _classifier(n, opt.context(label), Scope(), f"{names.GROUPER_PREFIX}fc8", feat)
     return _finish(n, f"grouper_{stream}", opt, opt.train_batch())
 
 
@@ -216,10 +216,10 @@ def coarse_to_fine_net(
     n = NetSpec()
     s = Scope()
     data, label = _single_stream_inputs(n, stream, opt)
-    _, scores = coarse_to_fine_tower(n, s, data, label, opt.preset, opt.num_classes, config,
-                                     opt.readings, opt.train)
+    ctx = opt.context(label)
+    _, scores = coarse_to_fine_tower(n, ctx, s, data, config)
     if not opt.train:
-        prediction(n, s, "prob", scores, opt.readings)
+        prediction(n, ctx, s, "prob", scores)
     return _finish(n, f"co2fi_{stream}", opt, opt.train_batch())
 
 
@@ -279,34 +279,33 @@ def asynchronous_fusion_net(
         inputs, label = period_data(n, steps_of["rgb"], steps_of["flow"], opt.dataset,
                                     opt.preset, opt.data_source, opt.train_batch(), delta)
     else:
-        names = [(f"{st}_t{i}", st) for st in ("rgb", "flow") for i in steps_of[st]]
-        inputs = deploy_inputs(n, names, opt.preset, opt.preset.deploy_batch_fusion)
+        towers_in = [(names.tower(st, i), st) for st in names.STREAMS for i in steps_of[st]]
+        inputs = deploy_inputs(n, towers_in, opt.preset, opt.preset.deploy_batch_fusion)
         label = None
-    tower_train = opt.train and opt.readings.tower_losses
+    ctx = opt.context(label)
+    # the towers' own losses (Eq. 6), unless readings.tower_losses leaves them out
+    tower_ctx = dataclasses.replace(ctx, train=opt.train and opt.readings.tower_losses)
     maps: dict[str, Top] = {}
     dim = opt.preset.vgg_fc if towers == "baseline" else opt.preset.c2f_lstm
     for stream in (centre, other):
         share = stream if len(steps_of[stream]) > 1 else None
         for i in steps_of[stream]:
-            tower = f"{stream}_t{i}"
-            s = Scope(prefix=f"{tower}/", share=share)
+            tower = names.tower(stream, i)
+            s = Scope(prefix=tower + names.TOWER_SEPARATOR, share=share)
             if towers == "baseline":
                 feat = vgg16_trunk(n, s, inputs[tower], opt.preset, upto="fc7")["fc7"]
-                if tower_train:
-                    _classifier(n, s, "fc8", feat, label, opt, accuracy=False,
-                                loss_weight=loss_scale(opt.num_classes, opt.readings))
+                if tower_ctx.train:
+                    _classifier(n, tower_ctx, s, "fc8", feat, accuracy=False,
+                                loss_weight=ctx.loss_scale())
             else:
-                feat, _ = coarse_to_fine_tower(
-                    n, s, inputs[tower], label, opt.preset, opt.num_classes, config,
-                    opt.readings, tower_train, scores=tower_train, accuracy=False)
+                feat, _ = coarse_to_fine_tower(n, tower_ctx, s, inputs[tower], config,
+                                               scores=tower_ctx.train, accuracy=False)
             maps[tower] = as_map(n, f"fuse_in_{tower}", feat)
     fused = [
-        stream_wise_fusion(n, Scope(), t, maps[f"{centre}_t{ci}"], maps[f"{other}_t{oi}"], dim,
-                           opt.preset, opt.readings)
+        stream_wise_fusion(n, ctx, Scope(), t, maps[names.tower(centre, ci)],
+                           maps[names.tower(other, oi)])
         for t, (ci, oi) in enumerate(pairs, start=1)
     ]
-    gamma = paper.GAMMA * loss_scale(opt.num_classes, opt.readings)
-    asynchronous_integration(n, Scope(), fused, dim, opt.preset, opt.num_classes, label, gamma,
-                             opt.readings, opt.train)
+    asynchronous_integration(n, ctx, Scope(), fused, dim, paper.GAMMA * ctx.loss_scale())
     kind = "syn" if synchronous else f"asyn_d{delta}"
     return _finish(n, f"{towers}_{kind}_{centre}_centred", opt, paper.TEST_PERIODS)

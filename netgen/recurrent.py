@@ -19,7 +19,7 @@ from __future__ import annotations
 from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 
-from netgen.blocks import BIAS_FILLER, LSTM_FILLER, Scope, as_step, flatten_steps
+from netgen.blocks import BIAS_FILLER, ELTWISE_SUM, LSTM_FILLER, Scope, as_step, flatten_steps
 
 
 def _constant(n: NetSpec, name: str, bottom: Top, value: float) -> Top:
@@ -115,7 +115,7 @@ def lstm_per_unit(
                                      "weight_filler": LSTM_FILLER},
             )
             gsum = s.name(f"{unit}_gates")
-            n[gsum] = L.Eltwise(gates, n[gh], name=gsum, eltwise_param={"operation": 1})
+            n[gsum] = L.Eltwise(gates, n[gh], name=gsum, eltwise_param={"operation": ELTWISE_SUM})
             gates = n[gsum]
         c_top, h_top = L.LSTMUnit(c_prev, gates, cont, name=s.name(unit), ntop=2,
                                   propagate_down=[t > 1, True, False])

@@ -94,10 +94,7 @@ def cnn_m_2048_trunk(
             n[norm] = L.LRN(top, name=norm, lrn_param=CNNM_LRN, **kw)
             top = n[norm]
         if i in (1, 2, 5):
-            pool = s.name(f"{prefix}pool{i}")
-            n[pool] = L.Pooling(top, name=pool, pooling_param={"pool": 0, "kernel_size": 3,
-                                                                "stride": 2}, **kw)
-            top = n[pool]
+            top = max_pool(n, s, f"{prefix}pool{i}", top, 3, 2, extra=kw)
     for layer, width, j in (("fc6", preset.cnnm_fc6, 6), ("fc7", preset.cnnm_fc7, 7)):
         top = fc(n, s, f"{prefix}{layer}", top, width, relu=f"{prefix}relu{j}",
                  dropout=(f"{prefix}drop{j}", preset.dropout) if dropout else None, extra=kw)

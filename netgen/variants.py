@@ -13,7 +13,7 @@ from caffe.proto import caffe_pb2
 
 from netgen import paper
 from netgen.coarse_to_fine import CoarseToFineConfig
-from netgen.data import STREAMS
+from netgen.names import STREAMS
 from netgen.nets import (
     NetOptions,
     asynchronous_fusion_net,

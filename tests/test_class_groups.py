@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from co2fi_layers.class_groups import form_class_groups, rank_classes  # noqa: E402
+from co2fi_layers.group_forming import form_class_groups, rank_classes  # noqa: E402
 
 
 def members(mask_row):

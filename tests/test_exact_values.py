@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from co2fi_layers import sampling
-from co2fi_layers.class_groups import form_class_groups, rank_classes
-from co2fi_layers.group_loss import group_loss
+from co2fi_layers.group_forming import form_class_groups, rank_classes
+from co2fi_layers.group_weighted_loss import group_loss
 from co2fi_tools import classification as cl
 from netgen import paper
 from tests.conftest import requires_caffe

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from co2fi_layers.group_loss import group_loss, group_loss_terms  # noqa: E402
+from co2fi_layers.group_weighted_loss import group_loss, group_loss_terms  # noqa: E402
 
 
 def _softmax(z):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from co2fi_tools import net_surgery as ns
+from netgen.names import CHANNELS
 from tests.conftest import requires_caffe
 
 # --- pure parts ---------------------------------------------------------------------------
@@ -32,7 +33,7 @@ def test_legacy_shape_rule_is_caffes():
 
 def test_cross_modality_averages_rgb_and_replicates():
     rgb = np.arange(2 * 3 * 1 * 1, dtype=np.float32).reshape(2, 3, 1, 1)  # [[0,1,2],[3,4,5]]
-    flow = ns.cross_modality_weights(rgb, ns.FLOW_CHANNELS)
+    flow = ns.cross_modality_weights(rgb, CHANNELS["flow"])
     assert flow.shape == (2, 20, 1, 1)
     np.testing.assert_allclose(flow[0, :, 0, 0], 1.0)
     np.testing.assert_allclose(flow[1, :, 0, 0], 4.0)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from co2fi_layers.batches import ClipBatches  # noqa: E402
 from co2fi_layers.prefetch import Prefetcher  # noqa: E402
 from data_prep import extract, flow, lists, synthetic  # noqa: E402
-from netgen import paper  # noqa: E402
+from netgen import names, paper  # noqa: E402
 
 
 def flow_rates(videos: list[Path], pairs: dict[str, int]) -> dict[str, float]:
@@ -107,8 +107,7 @@ def layer_rate(list_path: Path, root: Path, modality: str, workers: int, seconds
                 top[k][...] = batch[k]
             n += 1
         elapsed = time.perf_counter() - start
-    images_per_sample = 1 if modality == "rgb" else 2 * paper.FLOW_STACK
-    return n * paper.BATCH_SIZE * images_per_sample / elapsed
+    return n * paper.BATCH_SIZE * names.FILES_PER_SAMPLE[modality] / elapsed
 
 
 def gpu_demand(bench_json: Path) -> dict[str, float]:
@@ -119,8 +118,8 @@ def gpu_demand(bench_json: Path) -> dict[str, float]:
         if r.get("kind") == "caffe" and r.get("net", "").startswith("baseline_") and \
                 "step_ms" in r:
             modality = r["net"].split("_", 1)[1]
-            per_sample = 1 if modality == "rgb" else 2 * paper.FLOW_STACK
-            demand[modality] = r["batch"] / (r["step_ms"]["median"] / 1e3) * per_sample
+            demand[modality] = (r["batch"] / (r["step_ms"]["median"] / 1e3)
+                                * names.FILES_PER_SAMPLE[modality])
     return demand
 
 

@@ -60,11 +60,10 @@ def preset_for(size: str) -> tuple[Any, int]:
 
 
 def in_channels(stream: str) -> int:
-    """Input channels of a stream (netgen.data.channels, which needs pycaffe: the PyTorch
-    worker runs without it)."""
-    from netgen import paper
+    """Input channels of a stream (netgen.names: no pycaffe, which the PyTorch worker lacks)."""
+    from netgen import names
 
-    return 3 if stream == "rgb" else 2 * paper.FLOW_STACK
+    return names.channels(stream)
 
 
 # ---- FLOPs -----------------------------------------------------------------------------------
@@ -526,9 +525,10 @@ def orchestrate(args: argparse.Namespace) -> int:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    sys.path.insert(0, str(REPO))  # the orchestrator runs with neither pycaffe nor torch
+    from co2fi_tools.safe_io import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _summary(r: dict[str, Any]) -> str:

@@ -46,6 +46,7 @@ if os.environ.get("CO2FI_CAFFE_INIT_LOG") == "1":   # tools/gpu/diagnose_pycaffe
     caffe.init_log()
 from caffe.proto import caffe_pb2  # noqa: E402
 
+from co2fi_tools.safe_io import atomic_write_text  # noqa: E402
 from netgen.nets import NetOptions  # noqa: E402
 from netgen.presets import DATASETS, get_preset  # noqa: E402
 from netgen.readings import DEFAULT as DEFAULT_READINGS  # noqa: E402
@@ -403,10 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def save() -> None:  # after every net: a run cut short still leaves what it measured
         if args.report:
-            args.report.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.report.with_name(args.report.name + ".tmp")
-            tmp.write_text(report(results, trains, args, tol))
-            tmp.replace(args.report)
+            atomic_write_text(args.report, report(results, trains, args, tol))
 
     for name in names:
         r = check_variant(name, args, tol)
