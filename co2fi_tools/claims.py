@@ -27,6 +27,7 @@ from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, generate_nets, log, run_experiment, train_stages
 from co2fi_tools.stages import Stage
+from data_prep.lists import list_path
 
 REPO = Path(__file__).resolve().parent.parent
 TABLE1 = ("Two-stream baseline", "Direct combine ConvNets", "CO2FI-no class grouping",
@@ -271,7 +272,7 @@ def summarise(rows: dict, num_test: int, header: str) -> tuple[str, dict]:
 
 
 def _num_test(data: Path) -> int:
-    path = data / "lists" / "rgb_val_split1.txt"
+    path = list_path(data, "rgb", "val", 1)
     return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
 
 

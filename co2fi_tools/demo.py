@@ -39,13 +39,14 @@ def prepare_synthetic(root: Path, classes: int, clips: int, frames: int, flow: s
                              str(clips), "--frames", str(frames), "--seed", str(seed)])
         if rc:
             raise SystemExit(f"demo: synthetic video generation failed (exit {rc})")
-    log(f"extracting frames and {flow} optical flow into {root / 'frames'}")
-    rc = extract.main([str(root / "videos"), str(root / "frames"), "--size", DEMO_FRAME_SIZE,
+    frames = lists.frames_root(root)
+    log(f"extracting frames and {flow} optical flow into {frames}")
+    rc = extract.main([str(root / "videos"), str(frames), "--size", DEMO_FRAME_SIZE,
                        "--flow", flow, "--workers", str(workers)])
     if rc:
         raise SystemExit(f"demo: extraction failed for some videos (exit {rc}); see above")
-    rc = lists.main(["synthetic", str(root / "splits"), str(root / "frames"),
-                     str(root / "lists"), "--fraction"])
+    rc = lists.main(["synthetic", str(root / "splits"), str(frames), str(lists.lists_dir(root)),
+                     "--fraction"])
     if rc:
         raise SystemExit(f"demo: building the lists failed (exit {rc}); see above")
 

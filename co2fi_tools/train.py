@@ -28,6 +28,7 @@ from co2fi_layers.caffe_env import caffe_binary, caffe_tool_env
 from co2fi_tools.runs import Run, atomic_write_text
 from co2fi_tools.safe_io import FolderLock, LockHeld
 from co2fi_tools.solver_worker import EXIT_DIVERGED, DivergenceWatch
+from data_prep import lists
 
 BACKENDS = ("pycaffe", "tool")
 DATA_LAYER_MODULES = ("co2fi_layers.clip_data", "co2fi_layers.period_data")
@@ -132,24 +133,19 @@ def net_num_classes(net) -> int | None:
     return outs.pop() if len(outs) == 1 else None
 
 
-PATH_KEYS = ("list", "rgb_list", "flow_list", "root")
-
-
 def relocate(params: dict, job: TrainJob, is_test: bool) -> dict:
-    """Point a data layer's default paths (data/<dataset>/...) at the job's data."""
-    out = dict(params)
-    for key in PATH_KEYS:
-        value = out.get(key)
-        if not isinstance(value, str):
-            continue
-        if job.data_root and value.startswith("data/") and value.count("/") >= 2:
-            value = str(Path(job.data_root) / value.split("/", 2)[2])
-        if key != "root":
-            value = re.sub(r"_split\d+\.txt$", f"_split{job.split}.txt", value)
-            if job.train_list_tag and not is_test:
-                value = value[: -len(".txt")] + f"_{job.train_list_tag}.txt"
-        out[key] = value
-    return out
+    """A data layer's param_str with its list and frames paths set to the job's dataset folder:
+    the split's ``val`` lists (test phase) or ``train`` lists (of the job's subset tag), named
+    by data_prep.lists. Without a dataset folder the net's own paths stay."""
+    if not job.data_root:
+        if job.split != 1 or job.train_list_tag:
+            raise TrainingError("--split / --train-list-tag name the lists of a dataset folder: "
+                                "give --data-root (or the paths in --data)")
+        return dict(params)
+    subset, tag = ("val", None) if is_test else ("train", job.train_list_tag)
+    paths = lists.data_layer_paths(lists.list_modalities(params), job.data_root, subset,
+                                   job.split, tag)
+    return {key: paths.get(key, value) for key, value in params.items()}
 
 
 def dataset_source_params(data_root: str | None) -> dict:
@@ -534,7 +530,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
     if not isinstance(data, dict):
         raise ValueError(f"--data {args.data!r}: expected a JSON object")
     for params in (data, data.get("test") if isinstance(data.get("test"), dict) else {}):
-        for key in PATH_KEYS:
+        for key in (*lists.LIST_KEYS, lists.ROOT_KEY):
             if isinstance(params.get(key), str):
                 params[key] = absolute(params[key])
     return TrainJob(name=args.name or Path(args.run_dir).name,

@@ -199,9 +199,11 @@ def test_evaluate_prints_its_accuracies():
 @requires_caffe
 def test_wrong_num_classes_in_evaluation_is_named_before_any_score_file(nets, tmp_path):
     import shutil
+    from dataclasses import replace
 
     from co2fi_tools.evaluate import evaluate_variant
     from co2fi_tools.pipeline import Experiment
+    from netgen.variants import get_variant
 
     exp = Experiment("synthetic", tmp_path / "data", 10, tmp_path / "exp", preset="tiny")
     deploy = exp.net_file("tiny_rgb", "deploy")
@@ -210,5 +212,6 @@ def test_wrong_num_classes_in_evaluation_is_named_before_any_score_file(nets, tm
     out = tmp_path / "scores" / "tiny_rgb.h5"
     with pytest.raises(ValueError, match="the net tiny_rgb scores 4 classes, this evaluation "
                                          r"has 10 \(--num-classes"):
-        evaluate_variant(exp, "tiny_rgb", nets["rgb4"][1], [f"c{i}" for i in range(10)], out)
+        evaluate_variant(exp, replace(get_variant("baseline_rgb"), name="tiny_rgb"),
+                         nets["rgb4"][1], [f"c{i}" for i in range(10)], out)
     assert not out.exists() and not scores.partial_path(out).exists()

@@ -128,12 +128,31 @@ def test_relocate_points_default_paths_at_the_dataset_split_and_subset() -> None
     job = TrainJob(name="g", train_net="n", solver="s", data_root="/d/ucf", split=2,
                    train_list_tag="frac8")
     params = {"list": "data/ucf101/lists/rgb_train_split1.txt", "root": "data/ucf101/frames",
-              "batch_size": 16}
+              "modality": "rgb", "batch_size": 16}
     train = relocate(params, job, is_test=False)
     assert train == {"list": "/d/ucf/lists/rgb_train_split2_frac8.txt",
-                     "root": "/d/ucf/frames", "batch_size": 16}
-    test = relocate({"list": "data/ucf101/lists/rgb_val_split1.txt"}, job, is_test=True)
-    assert test == {"list": "/d/ucf/lists/rgb_val_split2.txt"}
+                     "root": "/d/ucf/frames", "modality": "rgb", "batch_size": 16}
+    test = relocate({"list": "data/ucf101/lists/rgb_val_split1.txt", "modality": "rgb"}, job,
+                    is_test=True)
+    assert test == {"list": "/d/ucf/lists/rgb_val_split2.txt", "modality": "rgb"}
+    # keys, not strings: a flow layer and a period layer get their own lists, whatever the
+    # net's paths were
+    flow = relocate({"list": "elsewhere.txt", "modality": "flow"}, job, is_test=True)
+    assert flow["list"] == "/d/ucf/lists/flow_val_split2.txt"
+    period = relocate({"rgb_list": "a", "flow_list": "b", "root": "c"}, job, is_test=False)
+    assert period == {"rgb_list": "/d/ucf/lists/rgb_train_split2_frac8.txt",
+                      "flow_list": "/d/ucf/lists/flow_train_split2_frac8.txt",
+                      "root": "/d/ucf/frames"}
+
+
+def test_a_split_without_a_dataset_folder_is_refused() -> None:
+    from co2fi_tools.train import TrainingError, TrainJob, relocate
+
+    params = {"list": "data/ucf101/lists/rgb_train_split1.txt", "modality": "rgb"}
+    job = TrainJob(name="g", train_net="n", solver="s", split=2)
+    with pytest.raises(TrainingError, match="give --data-root"):
+        relocate(params, job, is_test=False)
+    assert relocate(params, TrainJob(name="g", train_net="n", solver="s"), False) == params
 
 
 @pytest.mark.parametrize("backend", ["pycaffe", "tool"])
