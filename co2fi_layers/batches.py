@@ -5,7 +5,7 @@ seed, batch_index), so prefetch workers can make batches in any order and any nu
 Train order: the videos are shuffled once an epoch (seeded by (seed, epoch)) and taken in turn;
 test order: the list order, wrapping around.
 
-Data-parallel training (one solver process per GPU, co2fi_tools.multigpu): ``rank`` r of
+Data-parallel training (one solver process per GPU, co2fi_tools.training.multigpu): ``rank`` r of
 ``world`` N takes the samples r, r + N, r + 2N, ... of that shared order, so the ranks see
 disjoint videos within an epoch (as a DistributedSampler), and draws its crops from a generator
 seeded by (seed, batch, rank). With world 1 nothing changes.

@@ -130,7 +130,7 @@ def default_cache() -> Path:
 def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
     """A trained net as an ImageNet-like source: the classifier (fc8, class-specific) dropped
     and ``prefix`` taken off layer names (a grouper's ``grouper_conv1`` -> ``conv1``)."""
-    from co2fi_tools.train import _caffe_pb2
+    from co2fi_tools.training.train import _caffe_pb2
 
     pb = _caffe_pb2()
     net = pb.NetParameter()
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
               f"pretrained trunk: {trunk}"
               f"; {(time.time() - start) / 60:.1f} min this call.")
     markdown, summary = summarise(collect(seed_dirs), _num_test(data), header)
-    from co2fi_tools.runs import atomic_write_text
+    from co2fi_tools.training.runs import atomic_write_text
 
     atomic_write_text(out / "claims.md", markdown)
     atomic_write_text(out / "claims.json", json.dumps(summary, indent=1, ensure_ascii=False))

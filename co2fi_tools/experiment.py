@@ -1,7 +1,7 @@
 """The description of one experiment (dataset split, preset, methods, settings) and its folder.
 
-Read by the pipeline (co2fi_tools.pipeline), the evaluation (co2fi_tools.evaluate) and the
-tools around them; it imports neither, so neither imports the other for it.
+Read by the pipeline (co2fi_tools.pipeline), the evaluation (co2fi_tools.evaluation.evaluate)
+and the tools around them; it imports neither, so neither imports the other for it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Experiment:
     class_names: list[str] = field(default_factory=list)
     #: Snapshots kept per training run (the newest; final.caffemodel besides).
     keep_snapshots: int = 3
-    #: Data-parallel training on these GPUs (co2fi_tools.multigpu); () = the single ``gpu``.
+    #: Data-parallel training on these GPUs (co2fi_tools.training.multigpu); () = the single
+    #: ``gpu``.
     gpus: tuple[int, ...] = ()
     batch_per_gpu: int | None = None
     #: Sizes of the preset changed for this experiment (``Preset.replace``), e.g. the

@@ -6,9 +6,9 @@ interrupted run resumes where it stopped:
 
     out/nets/prototxt/<preset>/<dataset>/...   the generated nets for this class count
     out/nets/solvers/<preset>/<dataset>/...
-    out/runs/<variant>/                        one training run each (co2fi_tools.runs)
-    out/scores/<method>.h5                     per-video scores (co2fi_tools.scores)
-    out/results.json                           accuracies, the input of co2fi_tools.compare
+    out/runs/<variant>/                        one training run each (co2fi_tools.training.runs)
+    out/scores/<method>.h5                     per-video scores (co2fi_tools.evaluation.scores)
+    out/results.json                           accuracies (co2fi_tools.reporting.compare reads)
     out/comparison.md, comparison.csv          ours beside the paper's Tables 1-3
     out/plots/<variant>/*.png                  training curves
     out/experiment.json                        the settings the results were made with
@@ -30,12 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from co2fi_tools import compare
-from co2fi_tools.caffe_log import parse_log
-from co2fi_tools.evaluate import evaluate_methods
+from co2fi_tools.evaluation.evaluate import evaluate_methods
 from co2fi_tools.experiment import SETTINGS_FILE, Experiment, experiment_settings
-from co2fi_tools.multigpu import parse_gpus
-from co2fi_tools.plots import plot_training_curves
+from co2fi_tools.reporting import compare
+from co2fi_tools.reporting.caffe_log import parse_log
+from co2fi_tools.reporting.plots import plot_training_curves
 from co2fi_tools.safe_io import (
     FolderLock,
     atomic_write_text,
@@ -45,7 +44,8 @@ from co2fi_tools.safe_io import (
     record_settings,
 )
 from co2fi_tools.stages import METHODS, Stage, method_variants, plan
-from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
+from co2fi_tools.training.multigpu import parse_gpus
+from co2fi_tools.training.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
 from data_prep import extract, foreign_lists, lists, rawframes, splits
 from data_prep.errors import DataError
 from netgen import paper

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from netgen.variants import FUSION, GROUPER, Settings, Variant, family_variants, get_variant
 
-#: Method names of the comparison tables (co2fi_tools/paper_results.csv) -> the family of
+#: Method names of the comparison tables (co2fi_tools/reporting/paper_results.csv) -> the family of
 #: variants (netgen.variants.Variant.family) that is evaluated for it, one a stream.
 METHODS: dict[str, str] = {
     "Two-stream baseline": "baseline",

@@ -79,7 +79,8 @@ class Variant:
     delta: int = paper.DELTA
     #: T: steps of those periods (a fusion net's inputs of the other stream, LSTM units).
     steps: int = paper.FUSION_STEPS
-    #: Source key (co2fi_tools.stage_weights) -> variant whose trained weights start this one.
+    #: Source key (co2fi_tools.weights.stage_weights) -> variant whose trained weights start
+    #: this one.
     init: dict[str, str] = field(default_factory=dict)
     #: Whether a trained grouper starts it (its own, or each stream's for a fusion net).
     needs_grouper: bool = False

@@ -1,4 +1,4 @@
-"""co2fi_tools.evaluate: how a video's periods become deploy-net batches."""
+"""co2fi_tools.evaluation.evaluate: how a video's periods become deploy-net batches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from co2fi_tools.evaluate import net_inputs, score_stream, variant_inputs
+from co2fi_tools.evaluation.evaluate import net_inputs, score_stream, variant_inputs
 from co2fi_tools.stages import method_variants
 from netgen.variants import Settings, get_variant
 from tests.conftest import REPO_ROOT, requires_caffe
@@ -82,7 +82,7 @@ def _save_random(variant: str, path: Path) -> Path:
 
 @requires_caffe
 def test_weights_of_another_net_are_refused(tmp_path: Path) -> None:
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     grouper = _save_random("grouper_rgb", tmp_path / "grouper.caffemodel")
     with pytest.raises(ValueError, match="no layer matches the net"):
@@ -95,7 +95,7 @@ def test_weights_of_another_net_are_refused(tmp_path: Path) -> None:
 def test_weights_missing_a_layer_or_with_other_shapes_are_refused(tmp_path: Path) -> None:
     from caffe.proto import caffe_pb2
 
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     full = _save_random("baseline_rgb", tmp_path / "baseline.caffemodel")
     DeployNet(NETS / "baseline_rgb_deploy.prototxt", full)  # fits
@@ -117,7 +117,7 @@ def test_weights_missing_a_layer_or_with_other_shapes_are_refused(tmp_path: Path
 def test_evaluate_cli_refuses_weights_of_another_net_in_one_line(tmp_path: Path, capsys) -> None:
     import shutil
 
-    from co2fi_tools.evaluate import main
+    from co2fi_tools.evaluation.evaluate import main
 
     nets = tmp_path / "out" / "nets" / "prototxt" / "small" / "synthetic"
     nets.mkdir(parents=True)

@@ -53,7 +53,7 @@ def experiment(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_seven_step_fusion_nets_train_and_are_evaluated(experiment) -> None:
-    from co2fi_tools.scores import load_scores
+    from co2fi_tools.evaluation.scores import load_scores
 
     exp, summary = experiment
     for centre in ("rgb", "flow"):

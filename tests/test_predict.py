@@ -64,7 +64,7 @@ def tiny(tmp_path_factory):
 
 
 def _run(tiny, capsys, *extra):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
 
     root, video, models = tiny
     out = root / "out.json"
@@ -95,9 +95,9 @@ def test_prints_the_top5_classes_by_name_of_the_summed_period_scores(tiny, capsy
 def test_periods_are_scored_exactly_as_the_evaluation_scores_them(tiny, capsys, tmp_path):
     from dataclasses import replace
 
-    from co2fi_tools.evaluate import evaluate_variant
+    from co2fi_tools.evaluation.evaluate import evaluate_variant
+    from co2fi_tools.evaluation.scores import load_scores
     from co2fi_tools.pipeline import Experiment
-    from co2fi_tools.scores import load_scores
     from netgen.variants import get_variant
 
     root, video, models = tiny
@@ -127,7 +127,7 @@ def test_periods_are_scored_exactly_as_the_evaluation_scores_them(tiny, capsys, 
 
 
 def test_experiment_folder_gives_models_and_class_names(tiny, capsys, tmp_path):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
     from data_prep.lists import write_class_names
 
     root, video, models = tiny
@@ -158,7 +158,7 @@ def test_experiment_folder_gives_models_and_class_names(tiny, capsys, tmp_path):
     (["v.avi", "--experiment", "x"], "--experiment needs --method"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
 
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -166,7 +166,7 @@ def test_bad_input_is_one_line(argv, message, capsys):
 
 
 def test_missing_video_and_wrong_class_count_are_named(tiny, capsys, tmp_path):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
 
     root, video, models = tiny
     rgb = [str(models["rgb"]), str(models["rgb"].with_suffix(".caffemodel"))]

@@ -6,10 +6,10 @@ single-stream net (Table 1) scores every frame / flow stack of every period; a f
 (Table 2) scores every period; the appearance- and motion-centred models' scores are added,
 as are the appearance and motion streams of Table 1 ("2-stream"). Scores are the raw class
 scores before the deploy net's softmax, as TSN sums them (docs/EVALUATION.md for the switch).
-Score files are written per video and resume (co2fi_tools.scores.ScoreWriter); one evaluation
-at a time holds ``<out>/scores/.lock``. Weights are checked against their deploy net before Caffe
-loads them (co2fi_tools.weight_fit), and the net's class count against the experiment's before a
-score file is made.
+Score files are written per video and resume (co2fi_tools.evaluation.scores.ScoreWriter); one
+evaluation at a time holds ``<out>/scores/.lock``. Weights are checked against their deploy net
+before Caffe loads them (co2fi_tools.weights.weight_fit), and the net's class count against the
+experiment's before a score file is made.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ import numpy as np
 
 from co2fi_layers import sampling
 from co2fi_layers.batches import PeriodBatches, source_options
-from co2fi_tools import evaluate_scores as es
+from co2fi_tools.evaluation import evaluate_scores as es
+from co2fi_tools.evaluation.scores import ScoreWriter
 from co2fi_tools.experiment import Experiment
-from co2fi_tools.net_surgery import caffemodel_shapes, shape_fits
-from co2fi_tools.runs import Run
 from co2fi_tools.safe_io import FolderLock, LockHeld, error_line
-from co2fi_tools.scores import ScoreWriter
 from co2fi_tools.stages import METHODS, method_variants
-from co2fi_tools.weight_fit import check_weights_fit
+from co2fi_tools.training.runs import Run
+from co2fi_tools.weights.net_surgery import caffemodel_shapes, shape_fits
+from co2fi_tools.weights.weight_fit import check_weights_fit
 from data_prep.lists import CLASSES_FILE, frames_root, list_path, lists_dir, read_class_names
 from data_prep.rawframes import read_source_params
 from netgen import paper

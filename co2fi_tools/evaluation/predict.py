@@ -2,9 +2,10 @@
 
 The video is extracted (frames + optical flow, data_prep.extract) into a temporary folder (or
 ``--keep-frames``), its ``paper.TEST_PERIODS`` = 12 periods are sampled exactly as the
-test-phase PeriodDataLayer samples them for evaluation (co2fi_tools.evaluate.period_source),
-every model scores them, and the raw scores are summed over periods and models (Sec. 6.1;
-co2fi_tools.fusion). Models are deploy nets with weights:
+test-phase PeriodDataLayer samples them for evaluation
+(co2fi_tools.evaluation.evaluate.period_source), every model scores them, and the raw scores are
+summed over periods and models (Sec. 6.1; co2fi_tools.evaluation.fusion). Models are deploy nets
+with weights:
 
     --rgb-model / --flow-model DEPLOY CAFFEMODEL     Table 1 single-stream nets
     --fusion-model DEPLOY CAFFEMODEL (repeatable)    Table 2/3 appearance-/motion-centred nets
@@ -129,7 +130,7 @@ def score_models(frames_dir: Path, models: list[Model], gpu: int = -1) -> dict[s
     """``{model name: [periods x classes]}`` raw scores of the extracted video."""
     from co2fi_layers.batches import PeriodBatches
     from co2fi_layers.sampling import all_steps
-    from co2fi_tools.evaluate import DeployNet, _input_size, net_inputs
+    from co2fi_tools.evaluation.evaluate import DeployNet, _input_size, net_inputs
 
     rgb_list, flow_list = _one_video_lists(frames_dir)
     scores = {}
@@ -151,7 +152,7 @@ def score_models(frames_dir: Path, models: list[Model], gpu: int = -1) -> dict[s
 def top_classes(scores: dict[str, np.ndarray], class_names: list[str] | None,
                 k: int = TOP_K) -> list[tuple[int, str, float]]:
     """(class index, name, fused score) of the k best classes, best first."""
-    from co2fi_tools.fusion import fuse
+    from co2fi_tools.evaluation.fusion import fuse
 
     fused = fuse({name: s[None] for name, s in scores.items()})[0]
     if class_names is not None and len(class_names) != fused.size:
@@ -216,7 +217,7 @@ def check_models_fit(models: list[Model]) -> None:
     """WeightsMisfit (one line) for the first model whose weights do not fit its deploy net."""
     import caffe
 
-    from co2fi_tools.weight_fit import check_weights_fit
+    from co2fi_tools.weights.weight_fit import check_weights_fit
 
     for model in models:
         net = caffe.Net(os.fspath(model.deploy), caffe.TEST)
