@@ -5,7 +5,7 @@ seed, batch_index), so prefetch workers can make batches in any order and any nu
 Train order: the videos are shuffled once an epoch (seeded by (seed, epoch)) and taken in turn;
 test order: the list order, wrapping around.
 
-Data-parallel training (one solver process per GPU, co2fi_tools.multigpu): ``rank`` r of
+Data-parallel training (one solver process per GPU, co2fi_tools.training.multigpu): ``rank`` r of
 ``world`` N takes the samples r, r + N, r + 2N, ... of that shared order, so the ranks see
 disjoint videos within an epoch (as a DistributedSampler), and draws its crops from a generator
 seeded by (seed, batch, rank). With world 1 nothing changes.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -169,10 +169,22 @@ class ClipBatches:
             outputs["label"][j] = record.label
 
 
+class PeriodVideo(NamedTuple):
+    """One video of a PeriodBatches: its folder, frame counts, label and list offsets."""
+
+    path: str
+    num_rgb: int
+    num_flow: int
+    label: int
+    rgb_offset: int
+    flow_offset: int
+
+
 class PeriodBatches:
     """Periods for the fusion nets: frames at rgb_steps and flow stacks at flow_steps, delta
     apart, of one video, one crop/flip for all inputs of a sample. Test phase: a batch is the
-    test_periods periods of one video (``batch_size`` is then ignored)."""
+    test_periods periods of one video (``batch_size`` is then ignored). ``period_steps`` is
+    T, the steps of a period (rgb_steps and flow_steps are subsets of 1..T)."""
 
     def __init__(self, rgb_list: str | None = None, flow_list: str | None = None, root: str = "",
                  batch_size: int = paper.BATCH_SIZE, input_size: int = paper.INPUT_SIZE,
@@ -182,7 +194,8 @@ class PeriodBatches:
                  more_fix_crop: bool = True, flip: bool = True,
                  layout: rawframes.FrameLayout = rawframes.DEFAULT_LAYOUT,
                  list_format: str = "auto", list_counts: str = "own", rank: int = 0,
-                 world: int = 1):
+                 world: int = 1, period_steps: int = paper.FUSION_STEPS):
+        self.period_steps = sampling.check_period_steps(int(period_steps))
         self.rgb_steps = tuple(int(t) for t in rgb_steps)
         self.flow_steps = tuple(int(t) for t in flow_steps)
         if not self.rgb_steps and not self.flow_steps:
@@ -204,9 +217,8 @@ class PeriodBatches:
 
     @staticmethod
     def _join(rgb_list: str | None, flow_list: str | None, root: str, list_format: str = "auto",
-              list_counts: str = "own") -> list[tuple[str, int, int, int, int, int]]:
-        """(folder, rgb frames, flow frames, label, rgb offset, flow offset) in the order of
-        the rgb (else flow) list."""
+              list_counts: str = "own") -> list[PeriodVideo]:
+        """The videos in the order of the rgb (else flow) list."""
         rgb = frames.read_list(rgb_list, root, list_format) if rgb_list else None
         flow = frames.read_list(flow_list, root, list_format) if flow_list else None
         if rgb is None and flow is None:
@@ -216,11 +228,11 @@ class PeriodBatches:
             flow = [frames.VideoRecord(r.path, _flow_count(r.num_frames, list_counts), r.label,
                                        r.offset) for r in flow]
         if rgb is None:
-            return [(r.path, r.num_frames + 1, r.num_frames, r.label, r.offset, r.offset)
-                    for r in flow]
+            return [PeriodVideo(r.path, r.num_frames + 1, r.num_frames, r.label, r.offset,
+                                r.offset) for r in flow]
         if flow is None:
-            return [(r.path, r.num_frames, r.num_frames - 1, r.label, r.offset, r.offset)
-                    for r in rgb]
+            return [PeriodVideo(r.path, r.num_frames, r.num_frames - 1, r.label, r.offset,
+                                r.offset) for r in rgb]
         by_path = {os.path.normpath(r.path): r for r in flow}
         joined = []
         for r in rgb:
@@ -230,7 +242,8 @@ class PeriodBatches:
             if f.label != r.label:
                 raise DataError(flow_list, f"label of {r.path!r} is {f.label}, "
                                            f"{r.label} in {rgb_list}")
-            joined.append((r.path, r.num_frames, f.num_frames, r.label, r.offset, f.offset))
+            joined.append(PeriodVideo(r.path, r.num_frames, f.num_frames, r.label, r.offset,
+                                      f.offset))
         return joined
 
     @classmethod
@@ -256,9 +269,9 @@ class PeriodBatches:
 
     def time_points(self, video: int) -> np.ndarray:
         """The test periods of a video: (test_periods, len(self.steps)) frame indices."""
-        _, num_rgb, num_flow, *_ = self.videos[video]
-        return sampling.period_indices(num_rgb, self.test_periods, self.steps, self.delta,
-                                       self.flow_len, num_flow)
+        v = self.videos[video]
+        return sampling.period_indices(v.num_rgb, self.test_periods, self.steps, self.delta,
+                                       self.flow_len, v.num_flow, self.period_steps)
 
     def fill(self, batch_index: int, outputs: Mapping[str, np.ndarray]) -> None:
         rng = _batch_rng(self.seed, batch_index, self.rank, self.world)
@@ -270,9 +283,9 @@ class PeriodBatches:
             for j in range(self.batch_size):
                 video = self.order.video((batch_index * self.batch_size + j) * self.world
                                          + self.rank)
-                _, num_rgb, num_flow, *_ = self.videos[video]
-                points = sampling.random_period(rng, num_rgb, self.steps, self.delta,
-                                                self.flow_len, num_flow)
+                v = self.videos[video]
+                points = sampling.random_period(rng, v.num_rgb, self.steps, self.delta,
+                                                self.flow_len, v.num_flow, self.period_steps)
                 plans.append((video, points, augment.random_crop(rng, self.more_fix_crop,
                                                                  self.flip)))
         column = {t: i for i, t in enumerate(self.steps)}

@@ -27,7 +27,8 @@ class PrefetchingDataLayer(caffe.Layer):
             raise ValueError(f"{name} takes no bottoms")
         params = layer_params.parse(self.param_str, name)
         if caffe.solver_count() > 1 and "world" not in params:
-            # one solver process per GPU (co2fi_tools.multigpu): this process's share of the data
+            # one solver process per GPU (co2fi_tools.training.multigpu): this process's share
+            # of the data
             params.update(rank=caffe.solver_rank(), world=caffe.solver_count())
         self.maker = self.maker_class.from_params(params, getattr(self, "phase", None))
         self.shapes = self.maker.shapes()

@@ -7,7 +7,8 @@ that would fall outside the video are clamped to its first/last frame (frames re
 raises.
 
 Periods (Sec. 5, Fig. 5; Sec. 6.1): step t of a period centred on frame c is the time point
-c + (t - CENTRE_STEP) * delta, for t in 1..paper.FUSION_STEPS; step 3 is the centre.
+c + (t - centre_step(T)) * delta, for t in 1..T, T = ``period_steps`` (odd, at most
+paper.MAX_FUSION_STEPS; the paper's paper.FUSION_STEPS by default, whose centre is step 3).
 """
 
 from __future__ import annotations
@@ -18,8 +19,28 @@ import numpy as np
 
 from netgen import paper
 
-CENTRE_STEP = (paper.FUSION_STEPS + 1) // 2
-ALL_STEPS = tuple(range(1, paper.FUSION_STEPS + 1))
+
+def check_period_steps(period_steps: int) -> int:
+    """``period_steps`` (T) if odd and in 1..paper.MAX_FUSION_STEPS, else ValueError."""
+    if (not isinstance(period_steps, int) or isinstance(period_steps, bool)
+            or not 1 <= period_steps <= paper.MAX_FUSION_STEPS or period_steps % 2 == 0):
+        raise ValueError(f"fusion steps T must be odd and in 1..{paper.MAX_FUSION_STEPS} (the "
+                         f"centre input sits at step (T+1)/2), not {period_steps!r}")
+    return period_steps
+
+
+def centre_step(period_steps: int = paper.FUSION_STEPS) -> int:
+    """The centre step of a period of ``period_steps`` steps: (T + 1) / 2."""
+    return (check_period_steps(period_steps) + 1) // 2
+
+
+def all_steps(period_steps: int = paper.FUSION_STEPS) -> tuple[int, ...]:
+    """Every step of a period: 1..T."""
+    return tuple(range(1, check_period_steps(period_steps) + 1))
+
+
+CENTRE_STEP = centre_step()
+ALL_STEPS = all_steps()
 
 
 def stack_indices(start: int, length: int, num_frames: int) -> np.ndarray:
@@ -45,18 +66,20 @@ def test_starts(num_frames: int, length: int, num_segments: int) -> np.ndarray:
     return (np.floor(tick / 2 + tick * np.arange(num_segments)).astype(np.int64) + 1).clip(1, span)
 
 
-def _offsets(steps: Sequence[int], delta: int) -> np.ndarray:
+def _offsets(steps: Sequence[int], delta: int, period_steps: int) -> np.ndarray:
+    centre = centre_step(period_steps)
     steps = np.asarray(steps, dtype=np.int64)
-    if steps.size == 0 or steps.min() < 1 or steps.max() > paper.FUSION_STEPS:
-        raise ValueError(f"steps must be in 1..{paper.FUSION_STEPS}, got {list(steps)}")
-    return (steps - CENTRE_STEP) * delta
+    if steps.size == 0 or steps.min() < 1 or steps.max() > period_steps:
+        raise ValueError(f"steps must be in 1..{period_steps}, got {list(steps)}")
+    return (steps - centre) * delta
 
 
 def centre_range(num_frames: int, steps: Sequence[int], delta: int, flow_len: int,
-                 num_flow: int | None = None) -> tuple[int, int]:
+                 num_flow: int | None = None, period_steps: int = paper.FUSION_STEPS
+                 ) -> tuple[int, int]:
     """Lowest and highest period centre with every step's frame (and flow stack) inside the
     video; lo > hi when the video is shorter than one period."""
-    offsets = _offsets(steps, delta)
+    offsets = _offsets(steps, delta, period_steps)
     lo, hi = 1 - int(offsets.min()), num_frames - int(offsets.max())
     if flow_len > 0:
         num_flow = num_frames - 1 if num_flow is None else num_flow
@@ -71,7 +94,8 @@ def _time_points(centres: np.ndarray, offsets: np.ndarray, num_frames: int) -> n
 
 
 def period_indices(num_frames: int, num_periods: int, steps: Sequence[int], delta: int,
-                   flow_len: int, num_flow: int | None = None) -> np.ndarray:
+                   flow_len: int, num_flow: int | None = None,
+                   period_steps: int = paper.FUSION_STEPS) -> np.ndarray:
     """Test sampling (Sec. 6.1): ``num_periods`` periods evenly spread over the video.
 
     Returns a (num_periods, len(steps)) int array of time points (1-based frame indices): the
@@ -80,8 +104,8 @@ def period_indices(num_frames: int, num_periods: int, steps: Sequence[int], delt
     ``flow_len``, 0 for none; ``num_flow`` defaults to num_frames - 1) all fit, spread as TSN
     spreads test segments. A video shorter than one period: every period is centred on the
     middle of the allowed range and the time points are clamped (frames repeat)."""
-    offsets = _offsets(steps, delta)
-    lo, hi = centre_range(num_frames, steps, delta, flow_len, num_flow)
+    offsets = _offsets(steps, delta, period_steps)
+    lo, hi = centre_range(num_frames, steps, delta, flow_len, num_flow, period_steps)
     if lo > hi:
         centres = np.full(num_periods, (lo + hi) // 2, dtype=np.int64)
     else:
@@ -91,9 +115,10 @@ def period_indices(num_frames: int, num_periods: int, steps: Sequence[int], delt
 
 
 def random_period(rng: np.random.Generator, num_frames: int, steps: Sequence[int], delta: int,
-                  flow_len: int, num_flow: int | None = None) -> np.ndarray:
+                  flow_len: int, num_flow: int | None = None,
+                  period_steps: int = paper.FUSION_STEPS) -> np.ndarray:
     """Train sampling: one period with a uniform centre; (len(steps),) time points."""
-    offsets = _offsets(steps, delta)
-    lo, hi = centre_range(num_frames, steps, delta, flow_len, num_flow)
+    offsets = _offsets(steps, delta, period_steps)
+    lo, hi = centre_range(num_frames, steps, delta, flow_len, num_flow, period_steps)
     centre = (lo + hi) // 2 if lo > hi else int(rng.integers(lo, hi + 1))
     return _time_points(np.array([centre]), offsets, num_frames)[0]

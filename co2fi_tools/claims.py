@@ -25,6 +25,7 @@ from pathlib import Path
 
 from co2fi_tools import miniature
 from co2fi_tools.pipeline import Experiment, log, run_experiment
+from data_prep.lists import list_path
 
 TABLE1 = ("Two-stream baseline", "Direct combine ConvNets", "CO2FI-no class grouping",
           "CO2FI-two granularities", "CO2FI-no coarseness", "CO2FI-complete")
@@ -154,7 +155,7 @@ def summarise(rows: dict, num_test: int, header: str) -> tuple[str, dict]:
 
 
 def _num_test(data: Path) -> int:
-    path = data / "lists" / "rgb_val_split1.txt"
+    path = list_path(data, "rgb", "val", 1)
     return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
 
 

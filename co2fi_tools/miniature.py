@@ -70,14 +70,14 @@ def prepare_data(root: Path, classes: int, clips: int, frames: int, flow: str, w
                              "--seed", str(seed)])
         if rc:
             raise RuntimeError(f"synthetic video generation failed under {root} (exit {rc})")
-    log(f"extracting frames and {flow} optical flow into {root / 'frames'}")
-    if extract.main([str(root / "videos"), str(root / "frames"), "--size", FRAME_SIZE,
+    frames_root, lists_dir = lists.frames_root(root), lists.lists_dir(root)
+    log(f"extracting frames and {flow} optical flow into {frames_root}")
+    if extract.main([str(root / "videos"), str(frames_root), "--size", FRAME_SIZE,
                      "--flow", flow, "--workers", str(workers)]):
-        raise RuntimeError(f"extraction into {root / 'frames'} failed for some videos "
-                           "(see above)")
-    if lists.main(["synthetic", str(root / "splits"), str(root / "frames"), str(root / "lists"),
+        raise RuntimeError(f"extraction into {frames_root} failed for some videos (see above)")
+    if lists.main(["synthetic", str(root / "splits"), str(frames_root), str(lists_dir),
                    "--fraction"]):
-        raise RuntimeError(f"building the lists under {root / 'lists'} failed (see above)")
+        raise RuntimeError(f"building the lists under {lists_dir} failed (see above)")
 
 
 def _sha(text: str | bytes) -> str:
@@ -106,7 +106,7 @@ def default_cache() -> Path:
 def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
     """A trained net as an ImageNet-like source: the classifier (fc8, class-specific) dropped
     and ``prefix`` taken off layer names (a grouper's ``grouper_conv1`` -> ``conv1``)."""
-    from co2fi_tools.train import _caffe_pb2
+    from co2fi_tools.training.train import _caffe_pb2
 
     pb = _caffe_pb2()
     net = pb.NetParameter()

@@ -6,9 +6,9 @@ interrupted run resumes where it stopped:
 
     out/nets/prototxt/<preset>/<dataset>/...   the generated nets for this class count
     out/nets/solvers/<preset>/<dataset>/...
-    out/runs/<variant>/                        one training run each (co2fi_tools.runs)
-    out/scores/<method>.h5                     per-video scores (co2fi_tools.scores)
-    out/results.json                           accuracies, the input of co2fi_tools.compare
+    out/runs/<variant>/                        one training run each (co2fi_tools.training.runs)
+    out/scores/<method>.h5                     per-video scores (co2fi_tools.evaluation.scores)
+    out/results.json                           accuracies (co2fi_tools.reporting.compare reads)
     out/comparison.md, comparison.csv          ours beside the paper's Tables 1-3
     out/plots/<variant>/*.png                  training curves
     out/experiment.json                        the settings the results were made with
@@ -21,14 +21,20 @@ reusing or overwriting the old work; methods may be added.
 
 from __future__ import annotations
 
+import argparse
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from co2fi_tools.evaluation.evaluate import evaluate_methods
+from co2fi_tools.experiment import SETTINGS_FILE, Experiment, experiment_settings
+from co2fi_tools.reporting import compare
+from co2fi_tools.reporting.caffe_log import parse_log
+from co2fi_tools.reporting.plots import plot_training_curves
 from co2fi_tools.safe_io import (
     FolderLock,
     atomic_write_text,
@@ -37,65 +43,18 @@ from co2fi_tools.safe_io import (
     read_settings,
     record_settings,
 )
-from co2fi_tools.stages import METHODS, Stage, plan
-from co2fi_tools.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
+from co2fi_tools.stages import METHODS, Stage, method_variants, plan
+from co2fi_tools.training.multigpu import parse_gpus
+from co2fi_tools.training.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
+from data_prep import extract, foreign_lists, lists, rawframes, splits
+from data_prep.errors import DataError
+from netgen import paper
+from netgen.emit import generate, write
 from netgen.presets import get_preset
 
+__all__ = ["SETTINGS_FILE", "Experiment", "experiment_settings", "run_experiment", "main"]
+
 T = TypeVar("T")
-
-
-@dataclass
-class Experiment:
-    dataset: str  # synthetic | ucf101 | hmdb51
-    data_root: Path  # holds frames/ and lists/ (data_prep layout)
-    num_classes: int
-    out: Path
-    split: int = 1
-    preset: str = "small"
-    methods: tuple[str, ...] = ()
-    backend: str = "pycaffe"
-    gpu: int = -1
-    seed: int = 0
-    #: Iterations of every stage (None: the generated solver's); for quick runs and tests.
-    max_iter: int | None = None
-    #: Iterations of the fusion stages only (None: as max_iter): they fine-tune trained towers.
-    fusion_max_iter: int | None = None
-    #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
-    imagenet: dict[str, str] = field(default_factory=dict)
-    class_names: list[str] = field(default_factory=list)
-    #: Snapshots kept per training run (the newest; final.caffemodel besides).
-    keep_snapshots: int = 3
-    #: Data-parallel training on these GPUs (co2fi_tools.multigpu); () = the single ``gpu``.
-    gpus: tuple[int, ...] = ()
-    batch_per_gpu: int | None = None
-    #: Sizes of the preset changed for this experiment (``Preset.replace``), e.g. the
-    #: miniature's {"dropout": 0.0} (docs/MINIATURE.md).
-    preset_changes: dict = field(default_factory=dict)
-
-    @property
-    def nets(self) -> Path:
-        return self.out / "nets"
-
-    def net_file(self, variant: str, kind: str) -> Path:
-        sub = "solvers" if kind == "solver" else "prototxt"
-        return self.nets / sub / self.preset / self.dataset / f"{variant}_{kind}.prototxt"
-
-    def run_dir(self, variant: str) -> Path:
-        return self.out / "runs" / variant
-
-
-#: The settings record of an experiment folder.
-SETTINGS_FILE = "experiment.json"
-
-
-def experiment_settings(exp: Experiment) -> dict:
-    """The settings that change an experiment's results (what its folder is fingerprinted by);
-    methods, backend, GPUs and snapshots kept do not."""
-    return {"dataset": exp.dataset, "num_classes": exp.num_classes, "preset": exp.preset,
-            "split": exp.split, "seed": exp.seed, "max_iter": exp.max_iter,
-            "fusion_max_iter": exp.fusion_max_iter, "imagenet": dict(sorted(exp.imagenet.items())),
-            "class_names": list(exp.class_names),
-            "data_root": os.path.abspath(exp.data_root)}
 
 
 def claim_output(out: Path, settings: dict, remedy: str = "use another --out, or delete it to "
@@ -118,20 +77,16 @@ def log(msg: str) -> None:
 def generate_nets(exp: Experiment, stages: list[Stage]) -> None:
     """Write the nets this experiment trains, for its class count (checked-in files are for
     the paper's datasets and the default synthetic set; a run generates its own)."""
-    from netgen.emit import generate, write
-
     variants = [s.variant for s in stages]
     deploy_only = [v for v in _deploy_variants(exp) if v not in variants]
     files = generate(get_preset(exp.preset).replace(**exp.preset_changes), exp.dataset,
-                     exp.num_classes,
+                     exp.num_classes, exp.settings,
                      names=variants + deploy_only)
     write(files, exp.nets)
 
 
 def _deploy_variants(exp: Experiment) -> list[str]:
-    from co2fi_tools.evaluate import method_variants
-
-    return [v for m in exp.methods for v in method_variants(m)]
+    return [v.name for m in exp.methods for v in method_variants(m, exp.settings)]
 
 
 def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
@@ -149,8 +104,8 @@ def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
             split=exp.split,
             train_list_tag=_grouper_tag() if stage.grouper_data else None,
             num_classes=exp.num_classes,
-            max_iter=(exp.fusion_max_iter if stage.variant.endswith("_centred")
-                      and exp.fusion_max_iter is not None else exp.max_iter),
+            max_iter=(exp.fusion_max_iter if stage.fusion and exp.fusion_max_iter is not None
+                      else exp.max_iter),
             seed=exp.seed,
             init=init,
             keep_snapshots=exp.keep_snapshots,
@@ -167,16 +122,10 @@ def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
 
 
 def _grouper_tag() -> str:
-    from data_prep.lists import fraction_tag
-    from netgen import paper
-
-    return fraction_tag(paper.GROUPER_DATA_FRACTION)
+    return lists.fraction_tag(paper.GROUPER_DATA_FRACTION)
 
 
 def plot_curves(exp: Experiment, stages: list[Stage]) -> list[Path]:
-    from co2fi_tools.caffe_log import parse_log
-    from co2fi_tools.plots import plot_training_curves
-
     written = []
     for stage in stages:
         log_path = exp.run_dir(stage.variant) / "train.log"
@@ -189,8 +138,6 @@ def plot_curves(exp: Experiment, stages: list[Stage]) -> list[Path]:
 
 def write_comparison(results_path: Path, out_stem: Path) -> str:
     """comparison.md and comparison.csv beside the paper's tables; returns the Markdown."""
-    from co2fi_tools import compare
-
     sections = compare.build_comparison(compare.read_results(results_path),
                                         source=str(results_path))
     markdown = compare.to_markdown(sections)
@@ -201,15 +148,14 @@ def write_comparison(results_path: Path, out_stem: Path) -> str:
 
 def run_experiment(exp: Experiment) -> dict:
     """Train, evaluate and compare; returns the results records."""
-    stages = plan(exp.methods)  # ValueError for unknown methods, before anything is written
+    # ValueError for unknown methods, before anything is written
+    stages = plan(exp.methods, exp.settings)
     with FolderLock(exp.out, "experiment"):
         claim_output(exp.out, experiment_settings(exp))
         return _run_locked(exp, stages)
 
 
 def _run_locked(exp: Experiment, stages: list[Stage]) -> dict:
-    from co2fi_tools.evaluate import evaluate_methods
-
     log(f"{len(stages)} training stages for {', '.join(exp.methods)}")
     generate_nets(exp, stages)
     finals = train_stages(exp, stages)
@@ -230,10 +176,8 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
     or mmaction2's tools (linked, read with ``layout``), or as it is; lists from the official
     splits or, with ``list_dir``, TSN's / mmaction2's own lists (linked). Errors name the
     folder and what is missing."""
-    from data_prep import extract, lists
-
     root.mkdir(parents=True, exist_ok=True)
-    frames = root / "frames"
+    frames = lists.frames_root(root)
     if videos is not None:
         if not videos.is_dir():
             raise FileNotFoundError(f"--videos {videos}: no such folder")
@@ -250,12 +194,11 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
         raise FileNotFoundError(
             f"{root}: expected {frames} (one folder of img_/flow_x_/flow_y_ JPEGs per video); "
             "give --videos or --rawframes")
-    lists_dir = root / "lists"
+    lists_dir = lists.lists_dir(root)
     if rawframes is not None or list_dir is not None or layout:
         return _prepare_foreign(dataset, root, split, splits_dir, rawframes is not None,
                                 list_dir, dict(layout or {}), level, num_classes)
-    wanted = [lists_dir / f"{m}_{p}_split{split}.txt" for m in ("rgb", "flow")
-              for p in ("train", "val")]
+    wanted = _split_lists(root, split)
     if not all(p.exists() for p in wanted):
         if splits_dir is None or not splits_dir.is_dir():
             raise FileNotFoundError(f"{lists_dir}: lists missing ({[p.name for p in wanted]}); "
@@ -269,17 +212,18 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
     return root
 
 
+def _split_lists(root: Path, split: int) -> list[Path]:
+    """The train and val lists of both modalities of a split, in dataset folder ``root``."""
+    return [lists.list_path(root, m, s, split) for m in lists.MODALITIES for s in lists.SUBSETS]
+
+
 def _prepare_foreign(dataset: str, root: Path, split: int, splits_dir: Path | None,
                      no_done: bool, list_dir: Path | None, layout: dict, level: str,
                      num_classes: int | None) -> Path:
     """Lists of rawframes made by other tools: theirs (adopted) or built from the splits with
     their file names; records how to read them in <root>/source.json."""
-    from data_prep import foreign_lists, lists, rawframes
-    from data_prep.errors import DataError
-    from netgen import paper
-
     rawframes.layout_from_params(layout)  # ValueError on a bad template, before any work
-    frames, lists_dir = root / "frames", root / "lists"
+    frames, lists_dir = lists.frames_root(root), lists.lists_dir(root)
     source = dict(layout)
     if list_dir is not None:
         try:
@@ -289,8 +233,7 @@ def _prepare_foreign(dataset: str, root: Path, split: int, splits_dir: Path | No
             raise ValueError(f"--lists: {exc}") from None
         log(f"using {adopted.found.style} lists of {list_dir} as they are")
         source.update(adopted.found.data_params)
-    elif splits_dir is None and all((lists_dir / f"{m}_{p}_split{split}.txt").exists()
-                                    for m in ("rgb", "flow") for p in ("train", "val")):
+    elif splits_dir is None and all(p.exists() for p in _split_lists(root, split)):
         log(f"using the lists already in {lists_dir}")
     else:
         if splits_dir is None or not splits_dir.is_dir():
@@ -312,13 +255,10 @@ def dataset_class_names(dataset: str, splits_dir: Path | None, split: int,
                         num_classes: int) -> list[str]:
     """Class names from the official split files (classInd.txt; HMDB51's per-class files);
     [] without them (evaluation then takes the dataset's lists/classes.txt)."""
-    from data_prep.errors import DataError
-    from data_prep.splits import class_names
-
     if splits_dir is None:
         return []
     try:
-        names = list(class_names(dataset, splits_dir, split))
+        names = list(splits.class_names(dataset, splits_dir, split))
     except DataError as exc:
         raise ValueError(f"--splits: {exc}") from None
     if len(names) != num_classes:
@@ -330,9 +270,6 @@ def dataset_class_names(dataset: str, splits_dir: Path | None, split: int,
 def gpu_usable(gpu: int) -> bool:
     """Whether this Caffe build can run on GPU ``gpu``. Probed in a child process: Caffe aborts
     (CHECK) on a CPU-only build or a missing device."""
-    import subprocess
-    import sys
-
     code = f"import caffe; caffe.set_mode_gpu(); caffe.set_device({int(gpu)})"
     env = dict(os.environ, GLOG_minloglevel="3")
     try:
@@ -346,8 +283,6 @@ def gpu_usable(gpu: int) -> bool:
 def choose_gpu(gpu: int | None, usable=gpu_usable) -> int:
     """``--gpu``: None picks GPU 0 when usable, else the CPU (-1, said on stderr); an explicit
     GPU that is not usable is a ValueError with the hint."""
-    import sys
-
     if gpu is not None and gpu < 0:
         return -1
     if usable(0 if gpu is None else gpu):
@@ -379,10 +314,6 @@ def run_reporting_errors(prog: str, job: Callable[[], T]) -> tuple[int, T | None
 def main(argv: list[str] | None = None) -> int:
     # Caffe's INFO lines go to each run's train.log; the console shows progress only.
     os.environ.setdefault("GLOG_minloglevel", "2")
-    import argparse
-
-    from netgen import paper
-
     ap = argparse.ArgumentParser(
         prog="tools/run_experiment.py",
         description="Train, evaluate and compare the paper's methods on UCF101/HMDB51 "
@@ -423,9 +354,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="snapshots kept per training run, newest first (default %(default)s; "
                          "100K iterations x 22 stages would otherwise fill hundreds of GB)")
     ap.add_argument("--seed", type=int, default=0)
-    from data_prep.lists import add_layout_arguments, layout_params
-
-    add_layout_arguments(ap)
+    ap.add_argument("--steps", type=int, default=paper.FUSION_STEPS,
+                    help="T of the fusion nets: steps of the periods they are trained and "
+                         f"evaluated on (odd, at most {paper.MAX_FUSION_STEPS})")
+    lists.add_layout_arguments(ap)
     args = ap.parse_args(argv)
     # Every path the user typed, resolved once against the working directory.
     for key in ("data_root", "videos", "rawframes", "splits", "lists", "out", "vgg16",
@@ -439,13 +371,11 @@ def main(argv: list[str] | None = None) -> int:
         class_names = dataset_class_names(args.dataset, args.splits, args.split, num_classes)
         gpus = ()
         if args.gpus:
-            from co2fi_tools.multigpu import parse_gpus
-
             gpus = parse_gpus(args.gpus)
             args.gpu = gpus[0]
         else:
             args.gpu = choose_gpu(args.gpu)
-        layout = layout_params(args) if (args.rawframes or args.lists) else None
+        layout = lists.layout_params(args) if (args.rawframes or args.lists) else None
         root = prepare_dataset(args.dataset, args.data_root, args.split, args.splits,
                                args.videos, args.rawframes, args.flow, args.workers,
                                list_dir=args.lists, layout=layout, level=args.level,
@@ -457,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
                          seed=args.seed, max_iter=args.max_iter, imagenet=imagenet,
                          class_names=class_names, keep_snapshots=args.keep_snapshots,
-                         gpus=gpus, batch_per_gpu=args.batch_per_gpu)
+                         gpus=gpus, batch_per_gpu=args.batch_per_gpu, steps=args.steps)
         return run_experiment(exp)
 
     code, summary = run_reporting_errors("run_experiment", experiment)

@@ -11,26 +11,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from netgen.names import STREAMS
+from netgen.variants import FUSION, GROUPER, Settings, Variant, family_variants, get_variant
 
-#: Method names of the comparison tables (co2fi_tools/paper_results.csv) -> what they need.
-METHODS: dict[str, dict] = {
-    "Two-stream baseline": {"single": "baseline"},
-    "Direct combine ConvNets": {"single": "direct_combine"},
-    "CO2FI-no class grouping": {"single": "co2fi_no_grouping"},
-    "CO2FI-two granularities": {"single": "co2fi_two_granularities"},
-    "CO2FI-no coarseness": {"single": "co2fi_no_coarseness"},
-    "CO2FI-complete": {"single": "co2fi"},
-    "CO2FI": {"single": "co2fi"},  # Table 2's name for Table 1's CO2FI-complete
-    "Baseline+SYN": {"fusion": "baseline_syn", "base": "baseline"},
-    "Baseline+ASYN (Δ = 1)": {"fusion": "baseline_asyn_d1", "base": "baseline"},
-    "Baseline+ASYN (Δ = 5)": {"fusion": "baseline_asyn_d5", "base": "baseline"},
-    "CO2FI+ASYN (Δ = 5)": {"fusion": "co2fi_asyn_d5", "base": "co2fi"},
+#: Method names of the comparison tables (co2fi_tools/reporting/paper_results.csv) -> the family of
+#: variants (netgen.variants.Variant.family) that is evaluated for it, one a stream.
+METHODS: dict[str, str] = {
+    "Two-stream baseline": "baseline",
+    "Direct combine ConvNets": "direct_combine",
+    "CO2FI-no class grouping": "co2fi_no_grouping",
+    "CO2FI-two granularities": "co2fi_two_granularities",
+    "CO2FI-no coarseness": "co2fi_no_coarseness",
+    "CO2FI-complete": "co2fi",
+    "CO2FI": "co2fi",  # Table 2's name for Table 1's CO2FI-complete
+    "Baseline+SYN": "baseline_syn",
+    "Baseline+ASYN (Δ = 1)": "baseline_asyn_d1",
+    "Baseline+ASYN (Δ = 5)": "baseline_asyn_d5",
+    "CO2FI+ASYN (Δ = 5)": "co2fi_asyn_d5",
 }
-#: Single-stream variants that need a trained grouper.
-NEEDS_GROUPER = ("co2fi", "co2fi_two_granularities")
 #: The demo's methods: the two-stream baseline, CO2FI and CO2FI+ASYN (Delta = 5).
 DEMO_METHODS = ("Two-stream baseline", "CO2FI-complete", "CO2FI+ASYN (Δ = 5)")
+
+
+def method_variants(method: str, settings: Settings | None = None) -> list[Variant]:
+    """The variants a method is evaluated with, one a stream (fusion nets: one a centre)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
+    return family_variants(METHODS[method], settings)
 
 
 @dataclass
@@ -40,34 +46,26 @@ class Stage:
     variant: str
     init: dict[str, str] = field(default_factory=dict)  # source key -> stage variant
     grouper_data: bool = False  # train on the GROUPER_DATA_FRACTION subset lists
+    fusion: bool = False  # a fusion net (it fine-tunes trained towers)
 
 
-def plan(methods: list[str] | tuple[str, ...]) -> list[Stage]:
-    """The stages that train ``methods``, each once, in an order that respects dependencies."""
+def plan(methods: list[str] | tuple[str, ...], settings: Settings | None = None) -> list[Stage]:
+    """The stages that train ``methods``, each once, in an order that respects dependencies:
+    every variant after those whose weights start it (Variant.init)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
+    (settings or Settings()).validate()  # e.g. the steps limit, before anything is trained
     stages: dict[str, Stage] = {}
 
-    def single(kind: str) -> None:
-        for s in STREAMS:
-            init = {}
-            if kind in NEEDS_GROUPER:
-                stages.setdefault(f"grouper_{s}", Stage(f"grouper_{s}", grouper_data=True))
-                init["grouper"] = f"grouper_{s}"
-            stages.setdefault(f"{kind}_{s}", Stage(f"{kind}_{s}", init))
+    def add(variant: Variant) -> None:
+        for dep in variant.init.values():
+            add(get_variant(dep, settings))
+        stages.setdefault(variant.name, Stage(variant.name, dict(variant.init),
+                                              grouper_data=variant.kind == GROUPER,
+                                              fusion=variant.kind == FUSION))
 
     for m in methods:
-        spec = METHODS[m]
-        if "single" in spec:
-            single(spec["single"])
-        else:
-            base = spec["base"]
-            single(base)
-            for centre in STREAMS:
-                init = {s: f"{base}_{s}" for s in STREAMS}
-                if base in NEEDS_GROUPER:
-                    init.update({f"{s}_grouper": f"grouper_{s}" for s in STREAMS})
-                name = f"{spec['fusion']}_{centre}_centred"
-                stages.setdefault(name, Stage(name, init))
+        for variant in method_variants(m, settings):
+            add(variant)
     return list(stages.values())

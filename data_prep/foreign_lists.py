@@ -27,18 +27,23 @@ from pathlib import Path
 from co2fi_layers import frames
 from co2fi_tools.safe_io import atomic_path, atomic_write_text
 from data_prep.errors import DataError
-from data_prep.lists import ListItem, fraction_tag, stratified_subset
+from data_prep.lists import (
+    MODALITIES,
+    SUBSETS,
+    ListItem,
+    fraction_tag,
+    list_name,
+    stratified_subset,
+)
 from netgen import paper
 
-SUBSETS = ("train", "val")
-MODALITIES = ("rgb", "flow")
 STYLES = ("co2fi", "tsn", "mmaction2")
 
 
 def list_names(style: str, dataset: str, split: int) -> dict[tuple[str, str], str]:
     """(modality, subset) -> file name of a naming scheme."""
     if style == "co2fi":
-        return {(m, s): f"{m}_{s}_split{split}.txt" for m in MODALITIES for s in SUBSETS}
+        return {(m, s): list_name(m, s, split) for m in MODALITIES for s in SUBSETS}
     if style == "tsn":
         return {(m, s): f"{dataset}_{m}_{s}_split_{split}.txt" for m in MODALITIES
                 for s in SUBSETS}
@@ -168,7 +173,7 @@ def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
         items = [ListItem(r.path, r.num_frames, r.label) for r in train]
         keep = {i.frame_dir for i in stratified_subset(items, fraction, seed)}
         for m in MODALITIES:
-            path = out / f"{m}_train_split{split}_{fraction_tag(fraction)}.txt"
+            path = out / list_name(m, "train", split, fraction_tag(fraction))
             atomic_write_text(path, _subset_lines(found.files[(m, "train")], keep))
             written.append(path)
     return Adopted(found, written)

@@ -14,32 +14,28 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
+from data_prep import lists
 from netgen import paper
 from netgen.blocks import python_param
+from netgen.names import channels, tower
 from netgen.presets import Preset
 
-STREAMS: tuple[str, ...] = ("rgb", "flow")
+#: The split the generated nets' default lists name.
+DEFAULT_SPLIT = 1
 DATA_SOURCES: tuple[str, ...] = ("python", "input")
 #: Name of the test-phase copy of a data layer.
 TEST_SUFFIX = "_test"
 
 
-def channels(stream: str) -> int:
-    """Input channels: 3 for a frame, 2 * FLOW_STACK for a flow stack (x/y interleaved)."""
-    if stream == "rgb":
-        return 3
-    if stream == "flow":
-        return 2 * paper.FLOW_STACK
-    raise ValueError(f"unknown stream {stream!r}; known: {STREAMS}")
+def default_data_root(dataset: str) -> str:
+    """The dataset folder the generated nets name (split 1); tools/train.py sets the paths of a
+    run's own folder and split (data_prep.lists names the files in both)."""
+    return f"data/{dataset}"
 
 
-def list_path(dataset: str, stream: str, split: str) -> str:
-    """Default list of a dataset (TSN style); tools/train.py rewrites it for a run."""
-    return f"data/{dataset}/lists/{stream}_{split}_split1.txt"
-
-
-def frames_root(dataset: str) -> str:
-    return f"data/{dataset}/frames"
+def data_paths(dataset: str, subset: str, modalities: dict[str, str]) -> dict[str, str]:
+    """Default list (``modalities``: list key -> modality) and frames paths of a data layer."""
+    return lists.data_layer_paths(modalities, default_data_root(dataset), subset, DEFAULT_SPLIT)
 
 
 def input_layer(n: NetSpec, name: str, tops: Sequence[tuple[str, Sequence[int]]]) -> list[Top]:
@@ -62,9 +58,8 @@ def clip_data(
         data, label = input_layer(n, "input", [("data", (batch, channels(stream), size, size)),
                                                ("label", (batch,))])
         return data, label
-    params = {"list": list_path(dataset, stream, "train"), "root": frames_root(dataset),
-              "modality": stream, "batch_size": batch, "input_size": size, "phase": "train",
-              "seed": 0}
+    params = {**data_paths(dataset, "train", {"list": stream}), "modality": stream,
+              "batch_size": batch, "input_size": size, "phase": "train", "seed": 0}
     n.data, n.label = L.Python(
         name="data", ntop=2, include={"phase": caffe_pb2.TRAIN},
         python_param=python_param("co2fi_layers.clip_data", "ClipDataLayer", params))
@@ -74,19 +69,23 @@ def clip_data(
 def period_data(
     n: NetSpec, rgb_steps: Sequence[int], flow_steps: Sequence[int], dataset: str,
     preset: Preset, data_source: str, batch: int, delta: int,
+    period_steps: int = paper.FUSION_STEPS,
 ) -> tuple[dict[str, Top], Top]:
-    """Tops ``rgb_t<i>``, ``flow_t<i>`` and ``label`` of a fusion train/val net."""
+    """Tops ``rgb_t<i>``, ``flow_t<i>`` and ``label`` of a fusion train/val net; the data
+    layer samples periods of ``period_steps`` (T) steps (a key of its param_str when T is not
+    the layer's default, the paper's)."""
     size = preset.input_size
-    names = [(f"rgb_t{i}", "rgb") for i in rgb_steps] + [(f"flow_t{i}", "flow") for i in flow_steps]
+    names = [(tower("rgb", i), "rgb") for i in rgb_steps] + [(tower("flow", i), "flow")
+                                                             for i in flow_steps]
     if data_source == "input":
         tops = input_layer(n, "input", [(name, (batch, channels(st), size, size))
                                         for name, st in names] + [("label", (batch,))])
         return dict(zip([name for name, _ in names], tops[:-1], strict=True)), tops[-1]
-    params = {"rgb_list": list_path(dataset, "rgb", "train"),
-              "flow_list": list_path(dataset, "flow", "train"), "root": frames_root(dataset),
-              "batch_size": batch, "input_size": size, "delta": delta,
-              "rgb_steps": list(rgb_steps), "flow_steps": list(flow_steps), "phase": "train",
-              "seed": 0}
+    params = {**data_paths(dataset, "train", {"rgb_list": "rgb", "flow_list": "flow"}),
+              "batch_size": batch, "input_size": size, "delta": delta, "rgb_steps": list(rgb_steps),
+              "flow_steps": list(flow_steps), "phase": "train", "seed": 0}
+    if period_steps != paper.FUSION_STEPS:
+        params["period_steps"] = period_steps
     tops = L.Python(name="period_data", ntop=len(names) + 1, include={"phase": caffe_pb2.TRAIN},
                     python_param=python_param("co2fi_layers.period_data", "PeriodDataLayer",
                                               params))
@@ -107,7 +106,7 @@ def deploy_inputs(
     return out
 
 
-def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int) -> None:
+def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int, dataset: str) -> None:
     """Add the TEST-phase copy of the Python data layer(s) of ``net`` (in place).
 
     NetSpec cannot give two layers the same tops, so the copy is made on the NetParameter: same
@@ -127,9 +126,7 @@ def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int) -> None:
         del test.include[:]
         test.include.add().phase = caffe_pb2.TEST
         params: dict[str, Any] = json.loads(layer.python_param.param_str)
-        for key in ("list", "rgb_list", "flow_list"):
-            if key in params:
-                params[key] = params[key].replace("_train_split", "_val_split")
+        params.update(data_paths(dataset, "val", lists.list_modalities(params)))
         params["phase"] = "test"
         params["batch_size"] = test_batch
         test.python_param.param_str = json.dumps(params, sort_keys=True)

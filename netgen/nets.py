@@ -14,6 +14,7 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
+from co2fi_layers.sampling import check_period_steps
 from netgen import names, paper
 from netgen.blocks import ELTWISE_SUM, TEST_ONLY, BuildContext, Scope, fc
 from netgen.coarse_to_fine import (
@@ -39,10 +40,6 @@ TOWERS: tuple[str, ...] = ("baseline", "co2fi")
 #: Largest Delta accepted (frames between fused inputs). Not a paper number: a period spans
 #: (T-1)*Delta frames and must fit in a video (UCF101 clips average about 7 s = 175 frames).
 MAX_DELTA: int = 40
-#: Largest T accepted for the fusion LSTM (odd, so that the period has a centre step). The one
-#: owner of this limit is paper.FUSION_STEPS: the data layer (co2fi_layers.sampling) and the
-#: evaluation sample periods of that many steps, and a net's steps are a subset of them.
-MAX_FUSION_STEPS: int = paper.FUSION_STEPS
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ def _finish(n: NetSpec, name: str, opt: NetOptions, test_batch: int) -> caffe_pb
     net.name = name
     silence_unused(net)
     if opt.train and opt.data_source == "python":
-        add_test_data_layer(net, test_batch)
+        add_test_data_layer(net, test_batch, opt.dataset)
     return net
 
 
@@ -245,10 +242,7 @@ def validate_fusion(delta: int, steps: int, towers: str, centre: str) -> None:
     _check_stream(centre)
     if not isinstance(delta, int) or not 1 <= delta <= MAX_DELTA:
         raise ValueError(f"delta must be an integer in 1..{MAX_DELTA}, not {delta!r}")
-    if not isinstance(steps, int) or not 1 <= steps <= MAX_FUSION_STEPS or steps % 2 == 0:
-        raise ValueError(f"fusion steps T must be odd and in 1..{MAX_FUSION_STEPS} "
-                         f"(the centre input sits at step (T+1)/2; the data layer samples "
-                         f"periods of {paper.FUSION_STEPS} steps), not {steps!r}")
+    check_period_steps(steps)  # the data layer samples periods of T steps: one rule for both
 
 
 def asynchronous_fusion_net(
@@ -277,7 +271,8 @@ def asynchronous_fusion_net(
     n = NetSpec()
     if opt.train:
         inputs, label = period_data(n, steps_of["rgb"], steps_of["flow"], opt.dataset,
-                                    opt.preset, opt.data_source, opt.train_batch(), delta)
+                                    opt.preset, opt.data_source, opt.train_batch(), delta,
+                                    steps)
     else:
         towers_in = [(names.tower(st, i), st) for st in names.STREAMS for i in steps_of[st]]
         inputs = deploy_inputs(n, towers_in, opt.preset, opt.preset.deploy_batch_fusion)
@@ -307,5 +302,5 @@ def asynchronous_fusion_net(
         for t, (ci, oi) in enumerate(pairs, start=1)
     ]
     asynchronous_integration(n, ctx, Scope(), fused, dim, paper.GAMMA * ctx.loss_scale())
-    kind = "syn" if synchronous else f"asyn_d{delta}"
-    return _finish(n, f"{towers}_{kind}_{centre}_centred", opt, paper.TEST_PERIODS)
+    # named after its variant by netgen.variants (the one owner of variant names)
+    return _finish(n, "asynchronous_fusion", opt, paper.TEST_PERIODS)

@@ -67,5 +67,10 @@ FLOW_BOUND: float = 20.0
 RGB_MEAN_BGR: tuple[float, float, float] = (104.0, 117.0, 123.0)
 FLOW_MEAN: float = 128.0
 
+# --- Limits of this implementation (not numbers of the paper) ---------------------------------
+#: Largest T (odd: the period has a centre step) that netgen's fusion nets, the period sampler
+#: (co2fi_layers.sampling) and the evaluation accept; the paper's T is FUSION_STEPS.
+MAX_FUSION_STEPS: int = 9
+
 # --- Sec. 6.1: datasets ------------------------------------------------------------------------
 NUM_CLASSES: dict[str, int] = {"ucf101": 101, "hmdb51": 51}

@@ -61,7 +61,6 @@ class Preset:
     #: Ambiguity: weight decay is not in the paper (TSN/VGG use 5e-4).
     weight_decay: float
     grouper_max_iter: int
-    grouper_data_fraction: float
     #: Not in the paper: validation and bookkeeping of the solver.
     test_iter: int
     test_interval: int
@@ -105,7 +104,6 @@ PAPER = Preset(
     momentum=paper.MOMENTUM,
     weight_decay=5e-4,
     grouper_max_iter=paper.GROUPER_MAX_ITER,
-    grouper_data_fraction=paper.GROUPER_DATA_FRACTION,
     test_iter=100,
     test_interval=5000,
     display=20,
@@ -140,7 +138,6 @@ SMALL = Preset(
     momentum=paper.MOMENTUM,
     weight_decay=5e-4,
     grouper_max_iter=300,
-    grouper_data_fraction=paper.GROUPER_DATA_FRACTION,
     test_iter=10,
     test_interval=500,
     display=10,

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from caffe.proto import caffe_pb2
 
+from netgen import paper
 from netgen.presets import Preset
 
-#: Machine-readable comment of grouper solvers: the fraction of the training list to use.
+#: Comment of grouper solvers: the fraction of the training list the pipeline trains them on
+#: (paper.GROUPER_DATA_FRACTION, its one source; for the reader, no tool reads it back).
 DATA_FRACTION_TAG = "co2fi: data_fraction="
 
 
@@ -45,6 +47,7 @@ def solver_header(preset: Preset, grouper: bool) -> list[str]:
     if grouper:
         lines += [
             f"grouper: {preset.grouper_max_iter} iterations on a fraction of the training list;",
-            f"{DATA_FRACTION_TAG}{preset.grouper_data_fraction!r}",
+            # the one source: paper.GROUPER_DATA_FRACTION, which the pipeline trains on
+            f"{DATA_FRACTION_TAG}{paper.GROUPER_DATA_FRACTION!r}",
         ]
     return lines

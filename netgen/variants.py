@@ -49,8 +49,18 @@ class Settings:
             validate_fusion(d, self.steps, "co2fi", "rgb")
 
 
+#: Kinds of variant: a single-stream net of Table 1, a fusion net of Table 2, a class grouper.
+SINGLE, FUSION, GROUPER = "single", "fusion", "grouper"
+KINDS: tuple[str, ...] = (SINGLE, FUSION, GROUPER)
+#: Single-stream families whose towers read a trained grouper (Sec. 4.2).
+GROUPED_FAMILIES: tuple[str, ...] = ("co2fi", "co2fi_two_granularities")
+
+
 @dataclass(frozen=True)
 class Variant:
+    """One generated net and every fact about it a consumer reads (training stages, pipeline,
+    evaluation): nothing is parsed back out of ``name``."""
+
     name: str
     #: "Table 1", "Table 2" or "grouper".
     table: str
@@ -58,60 +68,111 @@ class Variant:
     #: Generator function (file:function for the headers and docs).
     function: str
     make: Callable[[NetOptions], caffe_pb2.NetParameter]
-    grouper: bool = False
+    #: SINGLE, FUSION or GROUPER.
+    kind: str
+    #: What the variants of the two streams share (e.g. ``co2fi``, ``baseline_asyn_d5``): the
+    #: key of co2fi_tools.stages.METHODS.
+    family: str
+    #: The stream of a single-stream net or grouper; the centre stream of a fusion net.
+    stream: str
+    #: Delta: frames between the steps of the periods it is trained (fusion) and evaluated on.
+    delta: int = paper.DELTA
+    #: T: steps of those periods (a fusion net's inputs of the other stream, LSTM units).
+    steps: int = paper.FUSION_STEPS
+    #: Source key (co2fi_tools.weights.stage_weights) -> variant whose trained weights start
+    #: this one.
+    init: dict[str, str] = field(default_factory=dict)
+    #: Whether a trained grouper starts it (its own, or each stream's for a fusion net).
+    needs_grouper: bool = False
+
+    @property
+    def grouper(self) -> bool:
+        """Whether this is a class grouper (trained first, on GROUPER_DATA_FRACTION)."""
+        return self.kind == GROUPER
+
+
+def single_name(family: str, stream: str) -> str:
+    """Name of a single-stream variant or grouper: ``<family>_<stream>``."""
+    return f"{family}_{stream}"
+
+
+def fusion_family(towers: str, delta: int, synchronous: bool = False) -> str:
+    """``<towers>_syn`` (Baseline+SYN) or ``<towers>_asyn_d<Delta>``."""
+    return f"{towers}_syn" if synchronous else f"{towers}_asyn_d{delta}"
+
+
+def fusion_name(family: str, centre: str) -> str:
+    """Name of a fusion variant: ``<family>_<centre>_centred``."""
+    return f"{family}_{centre}_centred"
+
+
+def _single_init(family: str, stream: str) -> dict[str, str]:
+    return {"grouper": single_name(GROUPER, stream)} if family in GROUPED_FAMILIES else {}
+
+
+def _fusion_init(towers: str) -> dict[str, str]:
+    init = {s: single_name(towers, s) for s in STREAMS}
+    if towers in GROUPED_FAMILIES:
+        init.update({f"{s}_grouper": single_name(GROUPER, s) for s in STREAMS})
+    return init
 
 
 def variants(settings: Settings | None = None) -> list[Variant]:
     """Every variant, in a stable order."""
     st = settings or Settings()
     out: list[Variant] = []
+
+    def single(family: str, s: str, description: str, function: str,
+               make: Callable[[NetOptions], caffe_pb2.NetParameter]) -> Variant:
+        return Variant(single_name(family, s), "Table 1", description, f"netgen/nets.py:{function}",
+                       make, SINGLE, family, s, init=_single_init(family, s),
+                       needs_grouper=family in GROUPED_FAMILIES)
+
     for s in STREAMS:
         out += [
-            Variant(f"baseline_{s}", "Table 1", f"Two-stream baseline, {s} stream (VGG-16)",
-                    "netgen/nets.py:two_stream_baseline",
-                    lambda o, s=s: two_stream_baseline(s, o)),
-            Variant(f"direct_combine_{s}", "Table 1",
-                    f"Direct combine ConvNets (VGG-16 + CNN_M_2048 at the FCs), {s} stream",
-                    "netgen/nets.py:direct_combine_net",
-                    lambda o, s=s: direct_combine_net(s, o)),
-            Variant(f"co2fi_no_grouping_{s}", "Table 1",
-                    f"CO2FI-no class grouping (Eq. 3 loss only), {s} stream",
-                    "netgen/nets.py:coarse_to_fine_net",
-                    lambda o, s=s: coarse_to_fine_net(s, o, st.config(class_grouping="none"))),
-            Variant(f"co2fi_two_granularities_{s}", "Table 1",
-                    f"CO2FI-two granularities (coarsest removed), {s} stream",
-                    "netgen/nets.py:coarse_to_fine_net",
-                    lambda o, s=s: coarse_to_fine_net(s, o, st.config(granularities=2))),
-            Variant(f"co2fi_no_coarseness_{s}", "Table 1",
-                    f"CO2FI-no coarseness (every group = ground truth), {s} stream",
-                    "netgen/nets.py:coarse_to_fine_net",
-                    lambda o, s=s: coarse_to_fine_net(
-                        s, o, st.config(class_grouping="ground_truth"))),
-            Variant(f"co2fi_{s}", "Table 1", f"CO2FI-complete, {s} stream",
-                    "netgen/nets.py:coarse_to_fine_net",
-                    lambda o, s=s: coarse_to_fine_net(s, o, st.config())),
-            Variant(f"grouper_{s}", "grouper", f"CNN_M_2048 class grouper, {s} stream",
-                    "netgen/nets.py:grouper_net", lambda o, s=s: grouper_net(s, o), grouper=True),
+            single("baseline", s, f"Two-stream baseline, {s} stream (VGG-16)",
+                   "two_stream_baseline", lambda o, s=s: two_stream_baseline(s, o)),
+            single("direct_combine", s,
+                   f"Direct combine ConvNets (VGG-16 + CNN_M_2048 at the FCs), {s} stream",
+                   "direct_combine_net", lambda o, s=s: direct_combine_net(s, o)),
+            single("co2fi_no_grouping", s,
+                   f"CO2FI-no class grouping (Eq. 3 loss only), {s} stream", "coarse_to_fine_net",
+                   lambda o, s=s: coarse_to_fine_net(s, o, st.config(class_grouping="none"))),
+            single("co2fi_two_granularities", s,
+                   f"CO2FI-two granularities (coarsest removed), {s} stream",
+                   "coarse_to_fine_net",
+                   lambda o, s=s: coarse_to_fine_net(s, o, st.config(granularities=2))),
+            single("co2fi_no_coarseness", s,
+                   f"CO2FI-no coarseness (every group = ground truth), {s} stream",
+                   "coarse_to_fine_net",
+                   lambda o, s=s: coarse_to_fine_net(
+                       s, o, st.config(class_grouping="ground_truth"))),
+            single("co2fi", s, f"CO2FI-complete, {s} stream", "coarse_to_fine_net",
+                   lambda o, s=s: coarse_to_fine_net(s, o, st.config())),
+            Variant(single_name(GROUPER, s), "grouper", f"CNN_M_2048 class grouper, {s} stream",
+                    "netgen/nets.py:grouper_net", lambda o, s=s: grouper_net(s, o), GROUPER,
+                    GROUPER, s),
         ]
+
+    def fusion(towers: str, c: str, delta: int, synchronous: bool, description: str,
+               config: CoarseToFineConfig | None = None) -> Variant:
+        family = fusion_family(towers, delta, synchronous)
+        return Variant(
+            fusion_name(family, c), "Table 2", description,
+            "netgen/nets.py:asynchronous_fusion_net",
+            lambda o: asynchronous_fusion_net(c, o, towers, delta, st.steps,
+                                              synchronous=synchronous, config=config),
+            FUSION, family, c, delta, st.steps, _fusion_init(towers),
+            needs_grouper=towers in GROUPED_FAMILIES)
+
     for c in STREAMS:
         label = "appearance" if c == "rgb" else "motion"
-        out.append(Variant(
-            f"baseline_syn_{c}_centred", "Table 2", f"Baseline+SYN, {label}-centred model",
-            "netgen/nets.py:asynchronous_fusion_net",
-            lambda o, c=c: asynchronous_fusion_net(c, o, "baseline", st.delta, st.steps,
-                                                   synchronous=True)))
+        out.append(fusion("baseline", c, st.delta, True, f"Baseline+SYN, {label}-centred model"))
         for d in st.baseline_deltas:
-            out.append(Variant(
-                f"baseline_asyn_d{d}_{c}_centred", "Table 2",
-                f"Baseline+ASYN (Delta={d}), {label}-centred model",
-                "netgen/nets.py:asynchronous_fusion_net",
-                lambda o, c=c, d=d: asynchronous_fusion_net(c, o, "baseline", d, st.steps)))
-        out.append(Variant(
-            f"co2fi_asyn_d{st.delta}_{c}_centred", "Table 2",
-            f"CO2FI+ASYN (Delta={st.delta}), {label}-centred model",
-            "netgen/nets.py:asynchronous_fusion_net",
-            lambda o, c=c: asynchronous_fusion_net(c, o, "co2fi", st.delta, st.steps,
-                                                   config=st.config())))
+            out.append(fusion("baseline", c, d, False,
+                              f"Baseline+ASYN (Delta={d}), {label}-centred model"))
+        out.append(fusion("co2fi", c, st.delta, False,
+                          f"CO2FI+ASYN (Delta={st.delta}), {label}-centred model", st.config()))
     return out
 
 
@@ -125,6 +186,15 @@ def get_variant(name: str, settings: Settings | None = None) -> Variant:
         if v.name == name:
             return v
     raise ValueError(f"unknown variant {name!r}; known: {variant_names(settings)}")
+
+
+def family_variants(family: str, settings: Settings | None = None) -> list[Variant]:
+    """The variants of ``family``, one a stream in STREAMS order; ValueError for none."""
+    found = [v for v in variants(settings) if v.family == family]
+    if not found:
+        families = sorted({v.family for v in variants(settings)})
+        raise ValueError(f"no variant of {family!r} with these settings; known: {families}")
+    return sorted(found, key=lambda v: STREAMS.index(v.stream))
 
 
 def build(name: str, opt: NetOptions, settings: Settings | None = None) -> caffe_pb2.NetParameter:

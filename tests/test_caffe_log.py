@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from co2fi_tools import caffe_log
+from co2fi_tools.reporting import caffe_log
 from tests.conftest import requires_caffe
 
 # Exactly what solver.cpp / sgd_solver.cpp print, with glog's prefix; a Python layer's print and

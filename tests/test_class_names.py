@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from co2fi_tools import pipeline
-from co2fi_tools.evaluate import _class_names
+from co2fi_tools.evaluation.evaluate import _class_names
 from data_prep import lists
 from data_prep.splits import class_names
 from tests.conftest import SHARED_SPLITS

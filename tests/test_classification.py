@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from co2fi_tools import classification as cl
+from co2fi_tools.evaluation import classification as cl
 
 # 5 videos, 3 classes; the top-1 predictions are [0, 1, 1, 2, 0].
 VIDEO_SCORES = np.array([[3.0, 1.0, 0.0],

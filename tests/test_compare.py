@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from co2fi_tools import compare
-from co2fi_tools import paper_tables as pt
+from co2fi_tools.reporting import compare
+from co2fi_tools.reporting import paper_tables as pt
 from tools import compare as compare_cli
 
 
@@ -140,7 +140,7 @@ def test_cli_writes_markdown_and_csv(tmp_path, capsys):
 def test_evaluate_scores_cli_fuses_files_and_records_the_result(tmp_path, capsys):
     import numpy as np
 
-    from co2fi_tools import scores
+    from co2fi_tools.evaluation import scores
     from tools import evaluate_scores as evaluate_cli
 
     labels, ids, names = [0, 1, 1, 0], ["a", "b", "c", "d"], ["x", "y"]

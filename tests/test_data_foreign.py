@@ -306,7 +306,7 @@ def test_adopting_checks_folders_and_labels(tmp_path):
 
 def test_run_experiment_prepares_mmaction2_rawframes_and_lists_as_they_are(tmp_path):
     from co2fi_tools.pipeline import prepare_dataset
-    from co2fi_tools.train import TrainJob, rewrite_train_net
+    from co2fi_tools.training.train import TrainJob, rewrite_train_net
 
     mm = write_mmaction2(tmp_path / "mm", start_index=0)
     root = prepare_dataset("ucf101", tmp_path / "data", 1, None, None, mm / "rawframes",
@@ -330,7 +330,7 @@ def test_run_experiment_prepares_mmaction2_rawframes_and_lists_as_they_are(tmp_p
     written = (tmp_path / "out.prototxt").read_text()
     assert '\\"layout\\": \\"mmaction2\\"' in written and '\\"list_counts\\": \\"rgb\\"' in written
     # and evaluation reads the same way
-    from co2fi_tools.evaluate import period_source
+    from co2fi_tools.evaluation.evaluate import period_source
     from co2fi_tools.pipeline import Experiment
 
     exp = Experiment("ucf101", root, 2, tmp_path / "out")

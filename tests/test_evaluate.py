@@ -1,4 +1,4 @@
-"""co2fi_tools.evaluate: how a video's periods become deploy-net batches."""
+"""co2fi_tools.evaluation.evaluate: how a video's periods become deploy-net batches."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from co2fi_tools.evaluate import _variant_delta, method_variants, net_inputs
+from co2fi_tools.evaluation.evaluate import net_inputs, score_stream, variant_inputs
+from co2fi_tools.stages import method_variants
+from netgen.variants import Settings, get_variant
 from tests.conftest import REPO_ROOT, requires_caffe
 
 
@@ -23,23 +25,47 @@ def _periods(periods: int = 12, steps: int = 5) -> dict[str, np.ndarray]:
 
 
 def test_single_stream_batch_is_every_step_of_every_period_period_major() -> None:
-    data = net_inputs("co2fi_flow", _periods(), ["data"])["data"]
+    data = variant_inputs(get_variant("co2fi_flow"), _periods(), ["data"])["data"]
     assert data.shape == (60, 20, 2, 2)
     assert [int(v) for v in data[:7, 0, 0, 0]] == [1, 2, 3, 4, 5, 101, 102]
 
 
 def test_fusion_net_takes_its_own_steps() -> None:
-    inputs = net_inputs("co2fi_asyn_d5_rgb_centred", _periods(), ["rgb_t3", "flow_t1"])
+    inputs = variant_inputs(get_variant("co2fi_asyn_d5_rgb_centred"), _periods(),
+                            ["rgb_t3", "flow_t1"])
     assert set(inputs) == {"rgb_t3", "flow_t1"}
     assert inputs["rgb_t3"].shape == (12, 3, 2, 2) and int(inputs["rgb_t3"][1, 0, 0, 0]) == 103
 
 
+def test_a_single_stream_net_of_seven_step_periods_takes_all_seven() -> None:
+    data = net_inputs(_periods(steps=7), ["data"], "rgb", steps=7)["data"]
+    assert data.shape == (84, 3, 2, 2)
+    assert [int(v) for v in data[:8, 0, 0, 0]] == [1, 2, 3, 4, 5, 6, 7, 101]
+
+
+def _names(method: str, settings: Settings | None = None) -> list[str]:
+    return [v.name for v in method_variants(method, settings)]
+
+
 def test_delta_of_a_variant_and_methods_to_nets() -> None:
-    assert _variant_delta("baseline_asyn_d1_flow_centred") == 1
-    assert _variant_delta("co2fi_no_coarseness_rgb") == 5
-    assert method_variants("CO2FI+ASYN (Δ = 5)") == ["co2fi_asyn_d5_rgb_centred",
-                                                      "co2fi_asyn_d5_flow_centred"]
-    assert method_variants("Two-stream baseline") == ["baseline_rgb", "baseline_flow"]
+    assert get_variant("baseline_asyn_d1_flow_centred").delta == 1
+    assert get_variant("co2fi_no_coarseness_rgb").delta == 5
+    assert _names("CO2FI+ASYN (Δ = 5)") == ["co2fi_asyn_d5_rgb_centred",
+                                             "co2fi_asyn_d5_flow_centred"]
+    assert _names("Two-stream baseline") == ["baseline_rgb", "baseline_flow"]
+
+
+def test_fields_not_names_say_what_a_variant_is() -> None:
+    fusion = get_variant("baseline_asyn_d1_flow_centred", Settings(steps=7))
+    assert (fusion.kind, fusion.stream, fusion.delta, fusion.steps) == ("fusion", "flow", 1, 7)
+    assert fusion.init == {"rgb": "baseline_rgb", "flow": "baseline_flow"}
+    assert not fusion.needs_grouper
+    assert score_stream(fusion) == "motion_centred"
+    single = get_variant("co2fi_rgb", Settings(steps=7))
+    assert (single.kind, single.stream, single.steps) == ("single", "rgb", 5)
+    assert single.needs_grouper and single.init == {"grouper": "grouper_rgb"}
+    assert score_stream(single) == "appearance"
+    assert get_variant("grouper_flow").grouper and not get_variant("co2fi_flow").grouper
 
 
 # --- weights that do not fit the deploy net are an error, not an untrained net's accuracy ---
@@ -56,7 +82,7 @@ def _save_random(variant: str, path: Path) -> Path:
 
 @requires_caffe
 def test_weights_of_another_net_are_refused(tmp_path: Path) -> None:
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     grouper = _save_random("grouper_rgb", tmp_path / "grouper.caffemodel")
     with pytest.raises(ValueError, match="no layer matches the net"):
@@ -69,7 +95,7 @@ def test_weights_of_another_net_are_refused(tmp_path: Path) -> None:
 def test_weights_missing_a_layer_or_with_other_shapes_are_refused(tmp_path: Path) -> None:
     from caffe.proto import caffe_pb2
 
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     full = _save_random("baseline_rgb", tmp_path / "baseline.caffemodel")
     DeployNet(NETS / "baseline_rgb_deploy.prototxt", full)  # fits
@@ -91,7 +117,7 @@ def test_weights_missing_a_layer_or_with_other_shapes_are_refused(tmp_path: Path
 def test_evaluate_cli_refuses_weights_of_another_net_in_one_line(tmp_path: Path, capsys) -> None:
     import shutil
 
-    from co2fi_tools.evaluate import main
+    from co2fi_tools.evaluation.evaluate import main
 
     nets = tmp_path / "out" / "nets" / "prototxt" / "small" / "synthetic"
     nets.mkdir(parents=True)

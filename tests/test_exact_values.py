@@ -12,7 +12,7 @@ import pytest
 from co2fi_layers import sampling
 from co2fi_layers.group_forming import form_class_groups, rank_classes
 from co2fi_layers.group_weighted_loss import group_loss
-from co2fi_tools import classification as cl
+from co2fi_tools.evaluation import classification as cl
 from netgen import paper
 from tests.conftest import requires_caffe
 
@@ -309,7 +309,7 @@ def _net(path, channels, classes, filler):
 def test_imagenet_init_skips_fc8_and_averages_conv1_1_over_rgb(tmp_path):
     import caffe
 
-    from co2fi_tools.stage_weights import initialise_from_stages
+    from co2fi_tools.weights.stage_weights import initialise_from_stages
 
     src = caffe.Net(str(_net(tmp_path / "vgg.prototxt", 3, 7, 0.0)), caffe.TEST)
     w = src.params["conv1_1"][0].data
@@ -334,7 +334,7 @@ def test_imagenet_init_skips_fc8_and_averages_conv1_1_over_rgb(tmp_path):
 
 
 def test_a_layer_no_source_has_is_reported_against_its_own_source_first():
-    from co2fi_tools.stage_weights import responsible
+    from co2fi_tools.weights.stage_weights import responsible
 
     assert responsible("conv1_1", {}) == ("model", "conv1_1")
     # a tower's grouper layer: the stream's trained grouper, then the stream's net, then ImageNet
@@ -347,7 +347,7 @@ def test_a_layer_no_source_has_is_reported_against_its_own_source_first():
 def test_trained_stream_model_wins_over_imagenet_for_tower_layers(tmp_path):
     import caffe
 
-    from co2fi_tools.stage_weights import initialise_from_stages
+    from co2fi_tools.weights.stage_weights import initialise_from_stages
 
     vgg = caffe.Net(str(_net(tmp_path / "vgg.prototxt", 3, 7, 1.0)), caffe.TEST)
     vgg.save(str(tmp_path / "vgg.caffemodel"))

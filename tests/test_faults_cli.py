@@ -12,7 +12,7 @@ from data_prep.errors import DataError
 from data_prep.splits import read_split
 from netgen import paper
 from netgen.__main__ import main as netgen_main
-from netgen.nets import MAX_FUSION_STEPS, fusion_steps, validate_fusion
+from netgen.nets import fusion_steps, validate_fusion
 from netgen.presets import MAX_SYNTHETIC_CLASSES
 from netgen.readings import Readings
 from tests.test_data_helpers import tiny_dataset  # noqa: F401 - fixture
@@ -40,24 +40,35 @@ def test_netgen_synthetic_classes_are_bounded(tmp_path, capsys):
 
 
 def test_netgen_steps_beyond_the_data_layer_are_refused(tmp_path, capsys):
-    err = _netgen_error(["--steps", "7"], tmp_path, capsys)
-    assert "fusion steps T must be odd and in 1..5" in err
+    err = _netgen_error(["--steps", str(paper.MAX_FUSION_STEPS + 2)], tmp_path, capsys)
+    assert f"fusion steps T must be odd and in 1..{paper.MAX_FUSION_STEPS}" in err
 
 
-@pytest.mark.parametrize("steps", range(1, MAX_FUSION_STEPS + 1, 2))
+@pytest.mark.parametrize("steps", range(1, paper.MAX_FUSION_STEPS + 1, 2))
 def test_every_step_count_netgen_accepts_the_sampler_accepts(steps):
-    """One owner of the limit (paper.FUSION_STEPS): each T netgen writes, the data layer can
+    """One owner of the limit (paper.MAX_FUSION_STEPS): each T netgen writes, the data layer can
     sample, and the evaluation's periods hold every input."""
-    assert MAX_FUSION_STEPS == paper.FUSION_STEPS
     validate_fusion(paper.DELTA, steps, "co2fi", "rgb")
     for synchronous in (True, False):
         centre, other, _ = fusion_steps(synchronous, steps, Readings())
-        sampling.centre_range(200, list(centre) + list(other), paper.DELTA, paper.FLOW_STACK)
+        sampling.centre_range(200, list(centre) + list(other), paper.DELTA, paper.FLOW_STACK,
+                              period_steps=steps)
 
 
 def test_netgen_limit_plus_two_is_refused():
-    with pytest.raises(ValueError, match="odd and in 1..5"):
-        validate_fusion(paper.DELTA, MAX_FUSION_STEPS + 2, "co2fi", "rgb")
+    with pytest.raises(ValueError, match=f"odd and in 1..{paper.MAX_FUSION_STEPS}"):
+        validate_fusion(paper.DELTA, paper.MAX_FUSION_STEPS + 2, "co2fi", "rgb")
+    with pytest.raises(ValueError, match=f"odd and in 1..{paper.MAX_FUSION_STEPS}"):
+        sampling.all_steps(paper.MAX_FUSION_STEPS + 2)
+
+
+def test_a_seven_step_period_is_centred_on_step_four():
+    # offsets (t - 4) * 5 for t = 1..7: -15 .. +15 around the centre frame
+    points = sampling.period_indices(200, 1, sampling.all_steps(7), 5, 0, period_steps=7)
+    centre = points[0, 3]
+    assert (points[0] - centre).tolist() == [-15, -10, -5, 0, 5, 10, 15]
+    with pytest.raises(ValueError, match=r"steps must be in 1\.\.5"):
+        sampling.period_indices(200, 1, (7,), 5, 0)  # the paper's T = 5 by default
 
 
 # --- split files ------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from co2fi_tools import compare, scores
-from co2fi_tools.weight_fit import NetShapes, WeightsMisfit, misfits
+from co2fi_tools.evaluation import scores
+from co2fi_tools.reporting import compare
+from co2fi_tools.weights.weight_fit import NetShapes, WeightsMisfit, misfits
 from tests.conftest import requires_caffe
 
 S = 8
@@ -47,7 +48,7 @@ def nets(tmp_path_factory):
 
 @requires_caffe
 def test_flow_weights_in_an_rgb_net_name_the_modality(nets):
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     with pytest.raises(WeightsMisfit) as info:
         DeployNet(nets["rgb4"][0], nets["flow4"][1])
@@ -59,7 +60,7 @@ def test_flow_weights_in_an_rgb_net_name_the_modality(nets):
 
 @requires_caffe
 def test_weights_of_another_class_count_are_named(nets):
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     with pytest.raises(WeightsMisfit, match="layer fc scores 4 classes in the weights, 10 in "
                                             "the net: weights of another class count"):
@@ -70,7 +71,7 @@ def test_weights_of_another_class_count_are_named(nets):
 def test_fitting_weights_load_and_score(nets):
     import caffe
 
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     net = DeployNet(nets["rgb4"][0], nets["rgb4"][1])
     ref = caffe.Net(str(nets["rgb4"][0]), str(nets["rgb4"][1]), caffe.TEST)
@@ -81,7 +82,7 @@ def test_fitting_weights_load_and_score(nets):
 @requires_caffe
 @pytest.mark.parametrize("keep", [0.5, 0.999])
 def test_truncated_weights_file_is_named_not_a_caffe_abort(nets, tmp_path, keep):
-    from co2fi_tools.evaluate import DeployNet
+    from co2fi_tools.evaluation.evaluate import DeployNet
 
     data = nets["rgb4"][1].read_bytes()
     cut = tmp_path / "cut.caffemodel"
@@ -92,7 +93,7 @@ def test_truncated_weights_file_is_named_not_a_caffe_abort(nets, tmp_path, keep)
 
 @requires_caffe
 def test_predict_with_misfit_weights_is_one_line(nets, tmp_path, capsys):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
 
     video = tmp_path / "v.avi"
     video.write_bytes(b"")  # checked before the video is read
@@ -187,7 +188,7 @@ def test_compare_on_malformed_json_names_the_file(tmp_path, capsys):
 
 
 def test_evaluate_prints_its_accuracies():
-    from co2fi_tools.evaluate import format_records
+    from co2fi_tools.evaluation.evaluate import format_records
 
     record = {"method": "CO2FI", "stream": "two-stream", "dataset": "synthetic", "split": "1",
               "accuracy": 0.75, "mean_class_accuracy": 0.625, "top5": 1.0}
@@ -199,9 +200,11 @@ def test_evaluate_prints_its_accuracies():
 @requires_caffe
 def test_wrong_num_classes_in_evaluation_is_named_before_any_score_file(nets, tmp_path):
     import shutil
+    from dataclasses import replace
 
-    from co2fi_tools.evaluate import evaluate_variant
+    from co2fi_tools.evaluation.evaluate import evaluate_variant
     from co2fi_tools.pipeline import Experiment
+    from netgen.variants import get_variant
 
     exp = Experiment("synthetic", tmp_path / "data", 10, tmp_path / "exp", preset="tiny")
     deploy = exp.net_file("tiny_rgb", "deploy")
@@ -210,5 +213,6 @@ def test_wrong_num_classes_in_evaluation_is_named_before_any_score_file(nets, tm
     out = tmp_path / "scores" / "tiny_rgb.h5"
     with pytest.raises(ValueError, match="the net tiny_rgb scores 4 classes, this evaluation "
                                          r"has 10 \(--num-classes"):
-        evaluate_variant(exp, "tiny_rgb", nets["rgb4"][1], [f"c{i}" for i in range(10)], out)
+        evaluate_variant(exp, replace(get_variant("baseline_rgb"), name="tiny_rgb"),
+                         nets["rgb4"][1], [f"c{i}" for i in range(10)], out)
     assert not out.exists() and not scores.partial_path(out).exists()

@@ -27,7 +27,7 @@ def _files(tmp_path: Path, base_lr: float = 0.05) -> tuple[Path, Path]:
 
 
 def _job(tmp_path: Path, max_iter: int = 40, snapshot: int = 20, base_lr: float = 0.05):
-    from co2fi_tools.train import TrainJob
+    from co2fi_tools.training.train import TrainJob
 
     net, solver = _files(tmp_path, base_lr)
     return TrainJob(name="tiny", train_net=str(net), solver=str(solver), max_iter=max_iter,
@@ -36,7 +36,7 @@ def _job(tmp_path: Path, max_iter: int = 40, snapshot: int = 20, base_lr: float 
 
 def _cli(tmp_path: Path, run: Path, max_iter: int = 10**7) -> list[str]:
     net, solver = _files(tmp_path)
-    return [sys.executable, "-m", "co2fi_tools.train", "--train-net", str(net), "--solver",
+    return [sys.executable, "-m", "co2fi_tools.training.train", "--train-net", str(net), "--solver",
             str(solver), "--run-dir", str(run), "--name", "tiny", "--max-iter", str(max_iter),
             "--snapshot", str(max_iter)]
 
@@ -147,7 +147,7 @@ def test_the_solver_dies_with_its_driver_and_leaves_a_snapshot(tmp_path: Path) -
 
 def test_a_second_driver_on_a_locked_run_folder_gets_a_clear_error(tmp_path: Path,
                                                                   capsys) -> None:
-    from co2fi_tools.train import main
+    from co2fi_tools.training.train import main
 
     run = tmp_path / "run"
     holder = subprocess.Popen(
@@ -175,7 +175,7 @@ def test_a_second_driver_on_a_locked_run_folder_gets_a_clear_error(tmp_path: Pat
 
 
 def test_a_rerun_with_other_settings_names_the_difference(tmp_path: Path) -> None:
-    from co2fi_tools.train import TrainingError, train
+    from co2fi_tools.training.train import TrainingError, train
 
     run = tmp_path / "run"
     final = train(_job(tmp_path, max_iter=20), run)
@@ -201,7 +201,7 @@ def test_a_rerun_with_other_settings_names_the_difference(tmp_path: Path) -> Non
 
 
 def _interrupted_after_40(tmp_path: Path) -> tuple[object, Path]:
-    from co2fi_tools.train import train
+    from co2fi_tools.training.train import train
 
     job = _job(tmp_path, max_iter=40, snapshot=20)
     run = tmp_path / "run"
@@ -211,8 +211,8 @@ def _interrupted_after_40(tmp_path: Path) -> tuple[object, Path]:
 
 
 def test_resume_passes_over_a_truncated_snapshot(tmp_path: Path, capsys) -> None:
-    from co2fi_tools.runs import snapshot_problem
-    from co2fi_tools.train import train
+    from co2fi_tools.training.runs import snapshot_problem
+    from co2fi_tools.training.train import train
 
     job, run = _interrupted_after_40(tmp_path)
     model = run / "snapshots" / "tiny_iter_40.caffemodel"
@@ -229,7 +229,7 @@ def test_resume_passes_over_a_truncated_snapshot(tmp_path: Path, capsys) -> None
 def test_resume_passes_over_a_non_finite_snapshot(tmp_path: Path, capsys) -> None:
     from caffe.proto import caffe_pb2
 
-    from co2fi_tools.train import train
+    from co2fi_tools.training.train import train
 
     job, run = _interrupted_after_40(tmp_path)
     model = run / "snapshots" / "tiny_iter_40.caffemodel"
@@ -249,8 +249,8 @@ def test_resume_passes_over_a_non_finite_snapshot(tmp_path: Path, capsys) -> Non
 
 def test_after_a_divergence_the_message_says_how_to_restart_and_restart_does(
         tmp_path: Path) -> None:
-    from co2fi_tools.runs import snapshot_problem
-    from co2fi_tools.train import TrainingError, train
+    from co2fi_tools.training.runs import snapshot_problem
+    from co2fi_tools.training.train import TrainingError, train
 
     run = tmp_path / "run"
     with pytest.raises(TrainingError, match=r"Lower base_lr .* rerun with --restart") as err:
@@ -271,7 +271,7 @@ def test_a_full_disk_at_the_end_is_one_line_and_leaves_no_final_weights(
     import errno
     import shutil
 
-    from co2fi_tools.train import main
+    from co2fi_tools.training.train import main
 
     def full(src, dst, *a, **kw):
         Path(dst).write_bytes(b"\0" * 10)  # a partial file, as a full disk leaves it

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from co2fi_tools import fusion
-from co2fi_tools.classification import predictions
+from co2fi_tools.evaluation import fusion
+from co2fi_tools.evaluation.classification import predictions
 
 
 def test_video_scores_sum_over_periods():

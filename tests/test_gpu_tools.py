@@ -146,7 +146,7 @@ def test_bench_data_reads_the_gpu_demand_of_the_baseline_nets(tmp_path: Path) ->
 
 def test_bench_input_channels_match_netgen() -> None:
     needs_caffe()
-    from netgen.data import channels
+    from netgen.names import channels
 
     mod = load_script(GPU_TOOLS / "bench_caffe_vs_pytorch.py")
     assert [mod.in_channels(s) for s in ("rgb", "flow")] == [channels("rgb"), channels("flow")]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from co2fi_layers.batches import ClipBatches, PeriodBatches
-from co2fi_tools.multigpu import BatchPlan, parse_gpus, plan_batches
+from co2fi_tools.training.multigpu import BatchPlan, parse_gpus, plan_batches
 from data_prep import rawframes
 from tests.conftest import requires_caffe
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from co2fi_tools import net_surgery as ns
+from co2fi_tools.weights import net_surgery as ns
 from netgen.names import CHANNELS
 from tests.conftest import requires_caffe
 

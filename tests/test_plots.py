@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from co2fi_tools import caffe_log, plots
+from co2fi_tools.reporting import caffe_log, plots
 from tests.test_caffe_log import LOG
 from tools import plot_curves
 

@@ -64,7 +64,7 @@ def tiny(tmp_path_factory):
 
 
 def _run(tiny, capsys, *extra):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
 
     root, video, models = tiny
     out = root / "out.json"
@@ -93,12 +93,15 @@ def test_prints_the_top5_classes_by_name_of_the_summed_period_scores(tiny, capsy
 
 
 def test_periods_are_scored_exactly_as_the_evaluation_scores_them(tiny, capsys, tmp_path):
-    from co2fi_tools.evaluate import evaluate_variant
+    from dataclasses import replace
+
+    from co2fi_tools.evaluation.evaluate import evaluate_variant
+    from co2fi_tools.evaluation.scores import load_scores
     from co2fi_tools.pipeline import Experiment
-    from co2fi_tools.scores import load_scores
+    from netgen.variants import get_variant
 
     root, video, models = tiny
-    _, result = _run(tiny, capsys, "--keep-frames", str(tmp_path / "frames"))
+    _, result = _run(tiny, capsys, "--keep-frames", str(tmp_path / "frames"), "--delta", "2")
     # the same frames as a one-video test set of an experiment folder
     data = tmp_path / "data"
     (data / "lists").mkdir(parents=True)
@@ -106,11 +109,16 @@ def test_periods_are_scored_exactly_as_the_evaluation_scores_them(tiny, capsys, 
     (data / "lists" / "rgb_val_split1.txt").write_text(f"{video.stem} 40 0\n")
     (data / "lists" / "flow_val_split1.txt").write_text(f"{video.stem} 39 0\n")
     exp = Experiment("synthetic", data, len(CLASSES), tmp_path / "exp", preset="tiny")
-    for kind, variant in (("rgb", "tiny_rgb"), ("flow", "tiny_flow"),
-                          ("fusion", "tiny_asyn_d2_rgb_centred")):
+    # the evaluation reads what a variant is from its record (here: the tiny nets' own)
+    records = {"rgb": replace(get_variant("baseline_rgb"), name="tiny_rgb"),
+               "flow": replace(get_variant("baseline_flow"), name="tiny_flow"),
+               "fusion": replace(get_variant("baseline_asyn_d1_rgb_centred"), delta=2,
+                                 name="tiny_asyn_d2_rgb_centred")}
+    for kind, record in records.items():
+        variant = record.name
         exp.net_file(variant, "deploy").parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(models[kind], exp.net_file(variant, "deploy"))
-        written = evaluate_variant(exp, variant, models[kind].with_suffix(".caffemodel"),
+        written = evaluate_variant(exp, record, models[kind].with_suffix(".caffemodel"),
                                    CLASSES, tmp_path / f"{variant}.h5")
         (evaluated,) = load_scores(written).scores.values()
         np.testing.assert_allclose(evaluated[0].sum(axis=0),
@@ -119,7 +127,7 @@ def test_periods_are_scored_exactly_as_the_evaluation_scores_them(tiny, capsys, 
 
 
 def test_experiment_folder_gives_models_and_class_names(tiny, capsys, tmp_path):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
     from data_prep.lists import write_class_names
 
     root, video, models = tiny
@@ -150,7 +158,7 @@ def test_experiment_folder_gives_models_and_class_names(tiny, capsys, tmp_path):
     (["v.avi", "--experiment", "x"], "--experiment needs --method"),
 ])
 def test_bad_input_is_one_line(argv, message, capsys):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
 
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -158,7 +166,7 @@ def test_bad_input_is_one_line(argv, message, capsys):
 
 
 def test_missing_video_and_wrong_class_count_are_named(tiny, capsys, tmp_path):
-    from co2fi_tools.predict import main
+    from co2fi_tools.evaluation.predict import main
 
     root, video, models = tiny
     rgb = [str(models["rgb"]), str(models["rgb"].with_suffix(".caffemodel"))]

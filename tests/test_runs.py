@@ -1,4 +1,4 @@
-"""co2fi_tools.runs: the run folder's snapshots and their pruning (no Caffe)."""
+"""co2fi_tools.training.runs: the run folder's snapshots and their pruning (no Caffe)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from co2fi_tools.runs import Run
+from co2fi_tools.training.runs import Run
 
 
 def _snapshot(run: Run, iteration: int, state: bool = True, h5: bool = False) -> None:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from co2fi_tools import classification, scores
+from co2fi_tools.evaluation import classification, scores
 
 # --- score files (HDF5): round trip, resume, mismatch errors, per-class tables ---
 IDS = ["v_a", "v_b", "v_c"]

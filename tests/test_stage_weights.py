@@ -1,4 +1,5 @@
-"""co2fi_tools.stage_weights: trained groupers and single-stream nets reach the later stages.
+"""co2fi_tools.weights.stage_weights: trained groupers and single-stream nets reach the later
+stages.
 
 A real (tiny) grouper is trained, a CO2FI stage and a fusion stage start from it, and the blobs
 of the resulting nets are compared with the grouper's. A source that does not fill what it
@@ -12,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from co2fi_tools.stage_weights import candidates, responsible
 from co2fi_tools.stages import plan
+from co2fi_tools.weights.stage_weights import candidates, responsible
 from tests.conftest import requires_caffe
 
 GROUPER_LAYERS = ("grouper_conv1", "grouper_conv2", "grouper_conv3", "grouper_conv4",
@@ -80,7 +81,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _blobs(path: Path) -> dict[str, list[np.ndarray]]:
-    from co2fi_tools.net_surgery import read_caffemodel
+    from co2fi_tools.weights.net_surgery import read_caffemodel
 
     return {name: layer.blobs for name, layer in read_caffemodel(path).layers.items()}
 
@@ -144,7 +145,7 @@ def _rename_layers(src: Path, dst: Path, rename) -> None:
 
 @requires_caffe
 def test_a_source_that_misses_a_layer_is_an_error_naming_it(trained, tmp_path: Path) -> None:
-    from co2fi_tools.stage_weights import WeightTransferError, initialise_from_stages
+    from co2fi_tools.weights.stage_weights import WeightTransferError, initialise_from_stages
 
     exp, finals = trained
     net = exp.run_dir("co2fi_rgb") / "train.prototxt"
@@ -168,7 +169,7 @@ def test_a_source_that_misses_a_layer_is_an_error_naming_it(trained, tmp_path: P
 
 @requires_caffe
 def test_train_cli_reports_a_missed_layer_in_one_line(trained, tmp_path: Path, capsys) -> None:
-    from co2fi_tools.train import main
+    from co2fi_tools.training.train import main
 
     exp, finals = trained
     bare = tmp_path / "bare.caffemodel"
@@ -189,7 +190,7 @@ def test_train_cli_takes_paths_relative_to_the_working_directory(
     """`tools/train.py --run-dir runs/x --data-root data/x ...` as a user types it."""
     import os
 
-    from co2fi_tools.train import main
+    from co2fi_tools.training.train import main
 
     exp, finals = trained
     base = exp.out.parent

@@ -1,4 +1,5 @@
-"""co2fi_tools.train: run folders, resume, divergence, both backends, bad data before training."""
+"""co2fi_tools.training.train: run folders, resume, divergence, both backends, bad data before
+training."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ pytestmark = requires_caffe
 
 
 def _job(tmp_path: Path, base_lr: float = 0.05, max_iter: int = 40, **kw):
-    from co2fi_tools.train import TrainJob
+    from co2fi_tools.training.train import TrainJob
     from tests.test_engine_training import _write_net_and_solver
 
     solver = _write_net_and_solver(tmp_path)
@@ -26,7 +27,7 @@ def _job(tmp_path: Path, base_lr: float = 0.05, max_iter: int = 40, **kw):
 
 
 def test_pycaffe_run_folder_is_complete(tmp_path: Path) -> None:
-    from co2fi_tools.train import train
+    from co2fi_tools.training.train import train
 
     final = train(_job(tmp_path), tmp_path / "run")
     run = tmp_path / "run"
@@ -41,7 +42,7 @@ def test_pycaffe_run_folder_is_complete(tmp_path: Path) -> None:
 
 
 def test_resume_continues_from_the_last_snapshot(tmp_path: Path) -> None:
-    from co2fi_tools.train import train
+    from co2fi_tools.training.train import train
 
     job = _job(tmp_path)
     run = tmp_path / "run"
@@ -62,7 +63,7 @@ def test_resume_continues_from_the_last_snapshot(tmp_path: Path) -> None:
 
 
 def test_finished_run_is_not_redone(tmp_path: Path) -> None:
-    from co2fi_tools.train import train
+    from co2fi_tools.training.train import train
 
     run = tmp_path / "run"
     train(_job(tmp_path), run)
@@ -72,7 +73,7 @@ def test_finished_run_is_not_redone(tmp_path: Path) -> None:
 
 
 def test_diverging_loss_stops_with_a_snapshot(tmp_path: Path) -> None:
-    from co2fi_tools.train import TrainingError, train
+    from co2fi_tools.training.train import TrainingError, train
 
     with pytest.raises(TrainingError, match="training stopped") as err:
         train(_job(tmp_path, base_lr=1e8, max_iter=200), tmp_path / "run")
@@ -82,7 +83,7 @@ def test_diverging_loss_stops_with_a_snapshot(tmp_path: Path) -> None:
 
 
 def test_caffe_tool_backend(tmp_path: Path) -> None:
-    from co2fi_tools.train import train
+    from co2fi_tools.training.train import train
 
     final = train(_job(tmp_path), tmp_path / "run", backend="tool")
     assert final.exists()
@@ -91,7 +92,7 @@ def test_caffe_tool_backend(tmp_path: Path) -> None:
 
 
 def test_labels_beyond_the_net_classes_fail_before_training(tmp_path: Path) -> None:
-    from co2fi_tools.train import TrainingError, TrainJob, train
+    from co2fi_tools.training.train import TrainingError, TrainJob, train
 
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -116,29 +117,48 @@ def test_labels_beyond_the_net_classes_fail_before_training(tmp_path: Path) -> N
 
 
 def test_missing_frames_root_fails_before_training(tmp_path: Path) -> None:
-    from co2fi_tools.train import TrainingError, check_data
+    from co2fi_tools.training.train import TrainingError, check_data
 
     with pytest.raises(TrainingError, match="frames root .* is not a folder"):
         check_data({"root": str(tmp_path / "nope")}, 10, "net.prototxt layer data")
 
 
 def test_relocate_points_default_paths_at_the_dataset_split_and_subset() -> None:
-    from co2fi_tools.train import TrainJob, relocate
+    from co2fi_tools.training.train import TrainJob, relocate
 
     job = TrainJob(name="g", train_net="n", solver="s", data_root="/d/ucf", split=2,
                    train_list_tag="frac8")
     params = {"list": "data/ucf101/lists/rgb_train_split1.txt", "root": "data/ucf101/frames",
-              "batch_size": 16}
+              "modality": "rgb", "batch_size": 16}
     train = relocate(params, job, is_test=False)
     assert train == {"list": "/d/ucf/lists/rgb_train_split2_frac8.txt",
-                     "root": "/d/ucf/frames", "batch_size": 16}
-    test = relocate({"list": "data/ucf101/lists/rgb_val_split1.txt"}, job, is_test=True)
-    assert test == {"list": "/d/ucf/lists/rgb_val_split2.txt"}
+                     "root": "/d/ucf/frames", "modality": "rgb", "batch_size": 16}
+    test = relocate({"list": "data/ucf101/lists/rgb_val_split1.txt", "modality": "rgb"}, job,
+                    is_test=True)
+    assert test == {"list": "/d/ucf/lists/rgb_val_split2.txt", "modality": "rgb"}
+    # keys, not strings: a flow layer and a period layer get their own lists, whatever the
+    # net's paths were
+    flow = relocate({"list": "elsewhere.txt", "modality": "flow"}, job, is_test=True)
+    assert flow["list"] == "/d/ucf/lists/flow_val_split2.txt"
+    period = relocate({"rgb_list": "a", "flow_list": "b", "root": "c"}, job, is_test=False)
+    assert period == {"rgb_list": "/d/ucf/lists/rgb_train_split2_frac8.txt",
+                      "flow_list": "/d/ucf/lists/flow_train_split2_frac8.txt",
+                      "root": "/d/ucf/frames"}
+
+
+def test_a_split_without_a_dataset_folder_is_refused() -> None:
+    from co2fi_tools.training.train import TrainingError, TrainJob, relocate
+
+    params = {"list": "data/ucf101/lists/rgb_train_split1.txt", "modality": "rgb"}
+    job = TrainJob(name="g", train_net="n", solver="s", split=2)
+    with pytest.raises(TrainingError, match="give --data-root"):
+        relocate(params, job, is_test=False)
+    assert relocate(params, TrainJob(name="g", train_net="n", solver="s"), False) == params
 
 
 @pytest.mark.parametrize("backend", ["pycaffe", "tool"])
 def test_only_the_newest_snapshots_are_kept(tmp_path: Path, backend: str) -> None:
-    from co2fi_tools.train import train
+    from co2fi_tools.training.train import train
 
     job = _job(tmp_path, max_iter=30, keep_snapshots=2)
     job.snapshot = 5
@@ -154,7 +174,7 @@ def test_only_the_newest_snapshots_are_kept(tmp_path: Path, backend: str) -> Non
 
 
 def test_keep_snapshots_below_one_is_refused(tmp_path: Path) -> None:
-    from co2fi_tools.train import main
+    from co2fi_tools.training.train import main
 
     rc = main(["--train-net", "n", "--solver", "s", "--run-dir", str(tmp_path / "r"),
                "--keep-snapshots", "0"])
@@ -189,7 +209,7 @@ def _solver_and_batch(run: Path) -> tuple[str, int]:
 
 def test_batch_per_gpu_trains_with_iter_size_keeping_the_batch(tmp_path: Path,
                                                                 tiny_dataset) -> None:  # noqa: F811
-    from co2fi_tools.train import TrainJob, train
+    from co2fi_tools.training.train import TrainJob, train
 
     net, solver = _clip_net(tmp_path, tiny_dataset)
     job = TrainJob(name="clip", train_net=str(net), solver=str(solver), batch_per_gpu=4)
@@ -204,7 +224,7 @@ def test_several_gpus_go_to_pycaffe_nccl_and_a_cpu_build_says_so(tmp_path: Path,
                                                                  tiny_dataset) -> None:  # noqa: F811
     import caffe
 
-    from co2fi_tools.train import TrainingError, TrainJob, train
+    from co2fi_tools.training.train import TrainingError, TrainJob, train
 
     net, solver = _clip_net(tmp_path, tiny_dataset)
     job = TrainJob(name="clip", train_net=str(net), solver=str(solver), gpus=(0, 1))
@@ -241,7 +261,7 @@ def _scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_solver_worker_writes_live_tensorboard_curves(tmp_path: Path, tiny_dataset) -> None:  # noqa: F811
-    from co2fi_tools.train import TrainJob, train
+    from co2fi_tools.training.train import TrainJob, train
 
     net, solver = _clip_net(tmp_path, tiny_dataset)
     train(TrainJob(name="clip", train_net=str(net), solver=str(solver)), tmp_path / "run")

@@ -23,7 +23,7 @@ import caffe  # noqa: E402
 from netgen.nets import NetOptions  # noqa: E402
 from netgen.presets import get_preset  # noqa: E402
 from netgen.testing import blob_bytes, fill_inputs, load, param_count  # noqa: E402
-from netgen.variants import build  # noqa: E402
+from netgen.variants import FUSION, build, get_variant  # noqa: E402
 
 NETS = ("baseline_rgb", "co2fi_rgb", "baseline_asyn_d5_rgb_centred", "co2fi_asyn_d5_rgb_centred")
 
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'x params':>8s} {'x blobs':>8s} {'x step':>7s}")
     results = {n: bench(n, args.preset, batch, args.iters, args.classes) for n in args.nets}
     for name, r in results.items():
-        base = results["baseline_asyn_d5_rgb_centred" if "asyn" in name and
+        fusion = get_variant(name).kind == FUSION
+        base = results["baseline_asyn_d5_rgb_centred" if fusion and
                         "baseline_asyn_d5_rgb_centred" in results else "baseline_rgb"]
         print(f"{name:32s} {r['params']:12,d} {r['param_mb']:9.1f} {r['blob_mb']:9.1f} "
               f"{r['step_s']:8.3f} {r['params'] / base['params']:8.2f} "

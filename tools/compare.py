@@ -13,7 +13,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from co2fi_tools.compare import main  # noqa: E402
+from co2fi_tools.reporting.compare import main  # noqa: E402
 
 __all__ = ["main"]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Thin driver: see co2fi_tools.evaluate."""
+"""Thin driver: see co2fi_tools.evaluation.evaluate."""
 
 import os
 import sys
@@ -10,7 +10,7 @@ from pathlib import Path
 os.environ.setdefault("GLOG_minloglevel", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from co2fi_tools.evaluate import main  # noqa: E402
+from co2fi_tools.evaluation.evaluate import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

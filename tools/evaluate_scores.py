@@ -14,7 +14,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from co2fi_tools.evaluate_scores import main  # noqa: E402
+from co2fi_tools.evaluation.evaluate_scores import main  # noqa: E402
 
 __all__ = ["main"]
 

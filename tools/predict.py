@@ -1,12 +1,12 @@
 #!/usr/bin/env python
-"""Thin driver: see co2fi_tools.predict."""
+"""Thin driver: see co2fi_tools.evaluation.predict."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from co2fi_tools.predict import main  # noqa: E402
+from co2fi_tools.evaluation.predict import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

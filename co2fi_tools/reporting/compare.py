@@ -29,7 +29,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
-from co2fi_tools import paper_tables as pt
+from co2fi_tools.reporting import paper_tables as pt
 from co2fi_tools.safe_io import atomic_write_text, error_line
 
 RESULTS_SCHEMA = "co2fi-results/1"

@@ -3,7 +3,8 @@
 ``<run>/tensorboard/events.out.tfevents.*`` gets, every iteration of rank 0, ``loss/total``
 (the weighted sum Caffe minimises), ``loss/<blob>`` for every loss head (its raw value; the
 weight is in the tag's description) and ``lr``. ``tensorboard --logdir runs/`` shows every
-stage while it trains; the PNGs of co2fi_tools.plots are still made from the log afterwards.
+stage while it trains; the PNGs of co2fi_tools.reporting.plots are still made from the log
+afterwards.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Video-level accuracies, confusion matrix and per-class table, on scikit-learn.
 
-- ``scores`` are video-level ``[videos x classes]`` (co2fi_tools.fusion makes them), ``labels``
+- ``scores`` are video-level ``[videos x classes]`` (co2fi_tools.evaluation.fusion makes them),
+  ``labels``
   0-based class indices, one per video; accuracies are fractions in [0, 1].
 - top-1 and top-5: ``sklearn.metrics.top_k_accuracy_score`` (a video counts when its label is
   among the k best scores; with k >= classes every video counts).

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from co2fi_tools import classification, fusion
-from co2fi_tools.compare import RESULT_STREAMS, ResultRow, build_comparison, upsert_result
-from co2fi_tools.fusion import FUSION_MODES
-from co2fi_tools.plots import plot_confusion_matrix
-from co2fi_tools.safe_io import atomic_write_text
-from co2fi_tools.scores import (
+from co2fi_tools.evaluation import classification, fusion
+from co2fi_tools.evaluation.fusion import FUSION_MODES
+from co2fi_tools.evaluation.scores import (
     ScoreFile,
     load_scores,
     per_class_csv,
     per_class_markdown,
 )
+from co2fi_tools.reporting.compare import RESULT_STREAMS, ResultRow, build_comparison, upsert_result
+from co2fi_tools.reporting.plots import plot_confusion_matrix
+from co2fi_tools.safe_io import atomic_write_text
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Child process of the training driver: steps a pycaffe solver and watches the loss.
 
-Runs as `python -m co2fi_tools.solver_worker`, so that Caffe's glog output (stderr) can be
+Runs as `python -m co2fi_tools.training.solver_worker`, so that Caffe's glog output (stderr) can be
 written to the run's log and parsed by the parent, exactly as for the `caffe train` tool.
 With ``--gpus 0,1,...`` it trains data-parallel as BVLC's python/train.py does: one solver
 process per GPU joined by pycaffe's NCCL (rank 0's weights broadcast, gradients all-reduced),
@@ -88,7 +88,7 @@ def train_rank(args: argparse.Namespace, gpu: int, rank: int = 0, world: int = 1
                if solver.net.blobs[b].count}
     board = None
     if args.tensorboard and rank == 0:
-        from co2fi_tools.board import TrainingBoard
+        from co2fi_tools.training.board import TrainingBoard
 
         board = TrainingBoard(args.tensorboard, {b: w for b, w in weights.items() if w})
     try:
@@ -159,7 +159,7 @@ def train_data_parallel(args: argparse.Namespace, gpus: tuple[int, ...]) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="co2fi_tools.solver_worker")
+    ap = argparse.ArgumentParser(prog="co2fi_tools.training.solver_worker")
     ap.add_argument("--solver", required=True)
     ap.add_argument("--restore", help="a .solverstate to resume from")
     ap.add_argument("--weights", help="a .caffemodel to start from (copied by layer name)")
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _request_stop)
     args = parse_args(argv)
     if args.gpus:
-        from co2fi_tools.multigpu import parse_gpus
+        from co2fi_tools.training.multigpu import parse_gpus
 
         try:
             gpus = parse_gpus(args.gpus)

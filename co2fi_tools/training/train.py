@@ -1,7 +1,7 @@
 """Training driver: one Caffe solver run in its own folder, through pycaffe or `caffe train`.
 
-A run folder (co2fi_tools.runs) holds the config, the code revision and the seed, this run's
-train net (its data layers pointed at the run's lists), the solver, the log and the snapshots.
+A run folder (co2fi_tools.training.runs) holds the config, the code revision and the seed, this
+run's train net (its data layers pointed at the run's lists), the solver, the log and the snapshots.
 Training resumes from the newest snapshot; a finished run (final.caffemodel) is not redone.
 A NaN or exploding loss stops training with a snapshot and a clear message.
 """
@@ -25,9 +25,10 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from co2fi_layers.caffe_env import caffe_binary, caffe_tool_env
-from co2fi_tools.runs import Run, atomic_write_text
-from co2fi_tools.safe_io import FolderLock, LockHeld
-from co2fi_tools.solver_worker import EXIT_DIVERGED, DivergenceWatch
+from co2fi_tools.safe_io import FolderLock, LockHeld, atomic_path
+from co2fi_tools.training.runs import Run, atomic_write_text
+from co2fi_tools.training.solver_worker import EXIT_DIVERGED, DivergenceWatch
+from data_prep import lists
 
 BACKENDS = ("pycaffe", "tool")
 DATA_LAYER_MODULES = ("co2fi_layers.clip_data", "co2fi_layers.period_data")
@@ -59,11 +60,12 @@ class TrainJob:
     max_iter: int | None = None
     snapshot: int | None = None
     seed: int = 0
-    init: dict = field(default_factory=dict)  # source key -> caffemodel (co2fi_tools.stage_weights)
+    #: Source key -> caffemodel (co2fi_tools.weights.stage_weights).
+    init: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)  # variant, preset, dataset, ... (recorded)
     #: Snapshots kept on disk (the newest K; older ones are deleted as new ones are written).
     keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
-    #: Data-parallel GPUs (pycaffe + NCCL, co2fi_tools.multigpu); () = the single --gpu.
+    #: Data-parallel GPUs (pycaffe + NCCL, co2fi_tools.training.multigpu); () = the single --gpu.
     gpus: tuple[int, ...] = ()
     #: Each GPU's batch; iter_size makes up the net's batch (None: the batch split over gpus).
     batch_per_gpu: int | None = None
@@ -132,24 +134,19 @@ def net_num_classes(net) -> int | None:
     return outs.pop() if len(outs) == 1 else None
 
 
-PATH_KEYS = ("list", "rgb_list", "flow_list", "root")
-
-
 def relocate(params: dict, job: TrainJob, is_test: bool) -> dict:
-    """Point a data layer's default paths (data/<dataset>/...) at the job's data."""
-    out = dict(params)
-    for key in PATH_KEYS:
-        value = out.get(key)
-        if not isinstance(value, str):
-            continue
-        if job.data_root and value.startswith("data/") and value.count("/") >= 2:
-            value = str(Path(job.data_root) / value.split("/", 2)[2])
-        if key != "root":
-            value = re.sub(r"_split\d+\.txt$", f"_split{job.split}.txt", value)
-            if job.train_list_tag and not is_test:
-                value = value[: -len(".txt")] + f"_{job.train_list_tag}.txt"
-        out[key] = value
-    return out
+    """A data layer's param_str with its list and frames paths set to the job's dataset folder:
+    the split's ``val`` lists (test phase) or ``train`` lists (of the job's subset tag), named
+    by data_prep.lists. Without a dataset folder the net's own paths stay."""
+    if not job.data_root:
+        if job.split != 1 or job.train_list_tag:
+            raise TrainingError("--split / --train-list-tag name the lists of a dataset folder: "
+                                "give --data-root (or the paths in --data)")
+        return dict(params)
+    subset, tag = ("val", None) if is_test else ("train", job.train_list_tag)
+    paths = lists.data_layer_paths(lists.list_modalities(params), job.data_root, subset,
+                                   job.split, tag)
+    return {key: paths.get(key, value) for key, value in params.items()}
 
 
 def dataset_source_params(data_root: str | None) -> dict:
@@ -198,9 +195,10 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
 
 def apply_batch_plan(job: TrainJob, run: Run):
     """Multi-GPU / small-card settings: each TRAIN data layer's batch becomes the plan's
-    per-GPU batch and the solver's iter_size makes up the net's batch (co2fi_tools.multigpu).
+    per-GPU batch and the solver's iter_size makes up the net's batch
+    (co2fi_tools.training.multigpu).
     None when the job asks for neither."""
-    from co2fi_tools.multigpu import plan_batches
+    from co2fi_tools.training.multigpu import plan_batches
 
     if not job.gpus and job.batch_per_gpu is None:
         return None
@@ -462,7 +460,7 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
     start = state[0] if state else 0
     weights = None
     if state is None and job.init:
-        from co2fi_tools.stage_weights import initialise_from_stages
+        from co2fi_tools.weights.stage_weights import initialise_from_stages
 
         report = initialise_from_stages(run.train_net, run.init_weights, job.init)
         with open(run.log, "a") as log:
@@ -470,7 +468,7 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
         weights = run.init_weights
     if start < max_iter:
         if backend == "pycaffe":
-            cmd = [sys.executable, "-m", "co2fi_tools.solver_worker",
+            cmd = [sys.executable, "-m", "co2fi_tools.training.solver_worker",
                    f"--solver={run.solver}", f"--max-iter={max_iter}", f"--gpu={gpu}",
                    f"--explode-factor={explode_factor}", f"--tensorboard={run.tensorboard}"]
             if plan is not None and len(plan.gpus) > 1:
@@ -500,15 +498,12 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
     if state is None or state[0] < max_iter:
         raise TrainingError(f"{job.name}: no snapshot at iteration {max_iter} in {run.snapshots}")
     model = state[1].with_name(state[1].name.replace(".solverstate", ".caffemodel"))
-    tmp = run.final_weights.with_name(".final.caffemodel.tmp")
     try:
-        shutil.copyfile(model, tmp)
-        os.replace(tmp, run.final_weights)
+        with atomic_path(run.final_weights) as tmp:
+            shutil.copyfile(model, tmp)
     except OSError as exc:
         raise TrainingError(f"{job.name}: cannot write {run.final_weights}: "
                             f"{exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     run.prune_snapshots(job.keep_snapshots)
     return run.final_weights
 
@@ -534,7 +529,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
     if not isinstance(data, dict):
         raise ValueError(f"--data {args.data!r}: expected a JSON object")
     for params in (data, data.get("test") if isinstance(data.get("test"), dict) else {}):
-        for key in PATH_KEYS:
+        for key in (*lists.LIST_KEYS, lists.ROOT_KEY):
             if isinstance(params.get(key), str):
                 params[key] = absolute(params[key])
     return TrainJob(name=args.name or Path(args.run_dir).name,
@@ -565,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
                          "final.caffemodel is kept besides")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", action="append", default=[], metavar="KEY=CAFFEMODEL",
-                    help="initial weights (see co2fi_tools.stage_weights for the keys)")
+                    help="initial weights (see co2fi_tools.weights.stage_weights for the keys)")
     ap.add_argument("--backend", choices=BACKENDS, default="pycaffe")
     ap.add_argument("--gpu", type=int, default=-1)
     ap.add_argument("--gpus", help="data-parallel training on these GPUs, e.g. 0,1 (pycaffe "
@@ -580,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job = job_from_args(args)
         if args.gpus:
-            from co2fi_tools.multigpu import parse_gpus
+            from co2fi_tools.training.multigpu import parse_gpus
 
             job.gpus = parse_gpus(args.gpus)
         out = train(job, absolute(args.run_dir), args.backend, args.gpu, restart=args.restart)

@@ -1,14 +1,15 @@
 """Evaluation as Sec. 6.1 does it: 12 periods per test video, scores summed, accuracies.
 
-Each period holds FUSION_STEPS frames and as many flow stacks, DELTA frames apart. A
+Each period holds T frames and as many flow stacks, Delta frames apart (T = FUSION_STEPS, the
+experiment's ``steps`` for fusion nets; Delta: the variant's). A
 single-stream net (Table 1) scores every frame / flow stack of every period; a fusion net
 (Table 2) scores every period; the appearance- and motion-centred models' scores are added,
 as are the appearance and motion streams of Table 1 ("2-stream"). Scores are the raw class
 scores before the deploy net's softmax, as TSN sums them (docs/EVALUATION.md for the switch).
-Score files are written per video and resume (co2fi_tools.scores.ScoreWriter); one evaluation
-at a time holds ``<out>/scores/.lock``. Weights are checked against their deploy net before Caffe
-loads them (co2fi_tools.weight_fit), and the net's class count against the experiment's before a
-score file is made.
+Score files are written per video and resume (co2fi_tools.evaluation.scores.ScoreWriter); one
+evaluation at a time holds ``<out>/scores/.lock``. Weights are checked against their deploy net
+before Caffe loads them (co2fi_tools.weights.weight_fit), and the net's class count against the
+experiment's before a score file is made.
 """
 
 from __future__ import annotations
@@ -22,21 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
-from co2fi_tools.stages import METHODS
+from co2fi_layers import sampling
+from co2fi_layers.batches import PeriodBatches, source_options
+from co2fi_tools.evaluation import evaluate_scores as es
+from co2fi_tools.evaluation.scores import ScoreWriter
+from co2fi_tools.experiment import Experiment
+from co2fi_tools.safe_io import FolderLock, LockHeld, error_line
+from co2fi_tools.stages import METHODS, method_variants
+from co2fi_tools.training.runs import Run
+from co2fi_tools.weights.net_surgery import caffemodel_shapes, shape_fits
+from co2fi_tools.weights.weight_fit import check_weights_fit
+from data_prep.lists import CLASSES_FILE, frames_root, list_path, lists_dir, read_class_names
+from data_prep.rawframes import read_source_params
 from netgen import paper
-from netgen.names import STREAMS
+from netgen.variants import FUSION, Variant
 
 STREAM_NAMES = {"rgb": "appearance", "flow": "motion"}
 #: Table 2 calls Table 1's "CO2FI-complete" (two-stream) just "CO2FI".
 TABLE_ALIASES = {"CO2FI": "CO2FI-complete"}
-
-
-def method_variants(method: str) -> list[str]:
-    """The deploy nets a method is evaluated with."""
-    spec = METHODS[method]
-    if "single" in spec:
-        return [f"{spec['single']}_{s}" for s in STREAMS]
-    return [f"{spec['fusion']}_{c}_centred" for c in STREAMS]
 
 
 def check_weights(net, prototxt: Path, weights: Path) -> None:
@@ -44,8 +48,6 @@ def check_weights(net, prototxt: Path, weights: Path) -> None:
 
     Caffe's own loading ignores layers it does not find (they keep their random fillers) and
     aborts on a shape mismatch; scoring must do neither."""
-    from co2fi_tools.net_surgery import caffemodel_shapes, shape_fits
-
     if not Path(weights).is_file():
         raise ValueError(f"{weights}: no such caffemodel")
     stored = caffemodel_shapes(weights)
@@ -70,9 +72,7 @@ class DeployNet:
     """A deploy net and its weights; ``scores(inputs)`` gives the raw scores before `prob`."""
 
     def __init__(self, prototxt: Path, weights: Path, gpu: int = -1) -> None:
-        import caffe
-
-        from co2fi_tools.weight_fit import check_weights_fit
+        import caffe  # after the callers' GLOG settings (glog reads them when pycaffe loads)
 
         if gpu >= 0:
             caffe.set_device(gpu)
@@ -103,97 +103,97 @@ class DeployNet:
         return out.reshape(n, -1).copy()
 
 
-def period_source(exp, delta: int, input_size: int):
-    """The test periods of every video, as the test-phase PeriodDataLayer makes them.
+def period_source(exp: Experiment, delta: int, input_size: int,
+                  steps: int = paper.FUSION_STEPS) -> PeriodBatches:
+    """The test periods (``steps`` steps, ``delta`` frames apart) of every video, as the
+    test-phase PeriodDataLayer makes them.
 
     Frames and flow stacks are sampled together for every net, so that the appearance and
     motion nets of a method see the same time points."""
-    from co2fi_layers.batches import PeriodBatches, source_options
-    from data_prep.rawframes import read_source_params
-
-    lists = exp.data_root / "lists"
-    return PeriodBatches(str(lists / f"rgb_val_split{exp.split}.txt"),
-                         str(lists / f"flow_val_split{exp.split}.txt"),
-                         str(exp.data_root / "frames"), input_size=input_size, delta=delta,
-                         phase="test", test_periods=paper.TEST_PERIODS,
+    return PeriodBatches(str(list_path(exp.data_root, "rgb", "val", exp.split)),
+                         str(list_path(exp.data_root, "flow", "val", exp.split)),
+                         str(frames_root(exp.data_root)), input_size=input_size, delta=delta,
+                         rgb_steps=sampling.all_steps(steps),
+                         flow_steps=sampling.all_steps(steps), phase="test",
+                         test_periods=paper.TEST_PERIODS, period_steps=steps,
                          **source_options(read_source_params(exp.data_root)))
 
 
-def net_inputs(variant: str, periods: dict[str, np.ndarray], names: list[str]
-               ) -> dict[str, np.ndarray]:
+def net_inputs(periods: dict[str, np.ndarray], names: list[str], stream: str | None = None,
+               steps: int = paper.FUSION_STEPS) -> dict[str, np.ndarray]:
     """A deploy net's inputs from one video's periods (``rgb_t<i>``: periods x C x S x S).
 
-    Fusion nets take their steps as they are; a single-stream net takes every step of every
-    period as one batch, period-major."""
-    if variant.endswith("_centred"):
+    A fusion net (``stream`` None) takes its steps as they are; a single-stream net of
+    ``stream`` takes every step (1..``steps``) of every period as one batch, period-major."""
+    if stream is None:
         return {name: periods[name] for name in names}
-    stream = variant.rsplit("_", 1)[1]
-    steps = [periods[f"{stream}_t{t}"] for t in range(1, paper.FUSION_STEPS + 1)]
-    return {"data": np.stack(steps, axis=1).reshape(-1, *steps[0].shape[1:])}
+    frames = [periods[f"{stream}_t{t}"] for t in sampling.all_steps(steps)]
+    return {"data": np.stack(frames, axis=1).reshape(-1, *frames[0].shape[1:])}
 
 
-def evaluate_variant(exp, variant: str, weights: Path, class_names: list[str],
+def variant_inputs(variant: Variant, periods: dict[str, np.ndarray], names: list[str]
+                   ) -> dict[str, np.ndarray]:
+    """:func:`net_inputs` of a variant's deploy net."""
+    return net_inputs(periods, names, None if variant.kind == FUSION else variant.stream,
+                      variant.steps)
+
+
+def score_stream(variant: Variant) -> str:
+    """The stream a variant's scores are stored under: ``appearance``, ``motion``, or
+    ``appearance_centred`` / ``motion_centred`` for a fusion net."""
+    name = STREAM_NAMES[variant.stream]
+    return f"{name}_centred" if variant.kind == FUSION else name
+
+
+def evaluate_variant(exp: Experiment, variant: Variant, weights: Path, class_names: list[str],
                      out: Path) -> Path:
     """Score every test video with one deploy net into a resumable score file."""
     from tqdm import tqdm
 
-    from co2fi_tools.runs import Run
-    from co2fi_tools.scores import ScoreWriter
-
-    net = DeployNet(exp.net_file(variant, "deploy"), weights, exp.gpu)
+    net = DeployNet(exp.net_file(variant.name, "deploy"), weights, exp.gpu)
     if net.num_classes != len(class_names):
-        raise ValueError(f"{weights}: the net {variant} scores {net.num_classes} classes, this "
-                         f"evaluation has {len(class_names)} (--num-classes / class names)")
-    source = period_source(exp, _variant_delta(variant), _input_size(net))
-    stream = (STREAM_NAMES[variant.rsplit("_", 1)[1]] if not variant.endswith("_centred")
-              else STREAM_NAMES[variant.rsplit("_", 2)[1]] + "_centred")
-    state = Run(exp.run_dir(variant), variant).latest_solverstate()
+        raise ValueError(f"{weights}: the net {variant.name} scores {net.num_classes} classes, "
+                         f"this evaluation has {len(class_names)} (--num-classes / class names)")
+    source = period_source(exp, variant.delta, _input_size(net), variant.steps)
+    stream = score_stream(variant)
+    state = Run(exp.run_dir(variant.name), variant.name).latest_solverstate()
     writer = ScoreWriter(out, streams=[stream], num_periods=net.batch,
-                         labels=[v[3] for v in source.videos],
-                         video_ids=[Path(v[0]).name for v in source.videos],
+                         labels=[v.label for v in source.videos],
+                         video_ids=[Path(v.path).name for v in source.videos],
                          class_names=class_names, dataset=exp.dataset, split=str(exp.split),
-                         net=variant, iteration=state[0] if state else 0)
+                         net=variant.name, iteration=state[0] if state else 0)
     shapes = source.shapes()
     periods = {name: np.empty(shape, np.float32) for name, shape in shapes.items()}
     with writer:
         todo = [i for i in range(len(source.videos)) if not writer.done(i)]
-        for i in tqdm(todo, desc=f"eval {variant}", unit="video", dynamic_ncols=True):
+        for i in tqdm(todo, desc=f"eval {variant.name}", unit="video", dynamic_ncols=True):
             source.fill(i, periods)
-            writer.write(i, {stream: net.scores(net_inputs(variant, periods, net.inputs))})
+            writer.write(i, {stream: net.scores(variant_inputs(variant, periods, net.inputs))})
     return out
-
-
-def _variant_delta(variant: str) -> int:
-    """Delta of a fusion variant (its name says d1/d5); the paper's Delta otherwise."""
-    for part in variant.split("_"):
-        if part.startswith("d") and part[1:].isdigit():
-            return int(part[1:])
-    return paper.DELTA
 
 
 def _input_size(net: DeployNet) -> int:
     return int(net.net.blobs[net.inputs[0]].data.shape[-1])
 
 
-def evaluate_methods(exp, finals: dict[str, Path], results_path: Path) -> list[dict]:
+def evaluate_methods(exp: Experiment, finals: dict[str, Path], results_path: Path
+                     ) -> list[dict]:
     """Score files, accuracies, confusion matrices and per-class tables of every method."""
-    from co2fi_tools import evaluate_scores as es
-    from co2fi_tools.safe_io import FolderLock
-
     class_names = _class_names(exp)
     score_dir = exp.out / "scores"
     files: dict[str, Path] = {}
     with FolderLock(score_dir, "evaluation"):
         for method in exp.methods:
-            for variant in method_variants(method):
-                if variant not in files:
-                    files[variant] = evaluate_variant(exp, variant, finals[variant],
-                                                      class_names, score_dir / f"{variant}.h5")
+            for v in method_variants(method, exp.settings):
+                if v.name not in files:
+                    files[v.name] = evaluate_variant(exp, v, finals[v.name], class_names,
+                                                     score_dir / f"{v.name}.h5")
     records = []
     for method in exp.methods:
-        parts = [es.Selection(str(files[v]), ()) for v in method_variants(method)]
+        chosen_variants = method_variants(method, exp.settings)
+        parts = [es.Selection(str(files[v.name]), ()) for v in chosen_variants]
         combos = {"two-stream": parts}
-        if "single" in METHODS[method]:
+        if chosen_variants[0].kind != FUSION:
             combos.update({"appearance": parts[:1], "motion": parts[1:]})
         for result_stream, chosen in combos.items():
             evaluation = es.evaluate(chosen)
@@ -209,24 +209,20 @@ def evaluate_methods(exp, finals: dict[str, Path], results_path: Path) -> list[d
     return records
 
 
-def _class_names(exp) -> list[str]:
+def _class_names(exp: Experiment) -> list[str]:
     """The experiment's class names, else the dataset's lists/classes.txt (written by
     data_prep.lists from classInd.txt or HMDB51's split files), else class_<i>."""
-    from data_prep.lists import read_class_names
-
-    names = list(exp.class_names) or read_class_names(exp.data_root / "lists")
+    names = list(exp.class_names) or read_class_names(lists_dir(exp.data_root))
     if not names:
         return [f"class_{i}" for i in range(exp.num_classes)]
     if len(names) != exp.num_classes:
         raise ValueError(f"{len(names)} class names (from the split files / "
-                         f"{exp.data_root / 'lists' / 'classes.txt'}) for {exp.num_classes} "
+                         f"{lists_dir(exp.data_root) / CLASSES_FILE}) for {exp.num_classes} "
                          "classes")
     return names
 
 
 def main(argv: list[str] | None = None) -> int:
-    from co2fi_tools.pipeline import Experiment
-
     ap = argparse.ArgumentParser(prog="co2fi-evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="the experiment folder (runs/, nets/)")
     ap.add_argument("--data-root", required=True)
@@ -236,20 +232,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="small")
     ap.add_argument("--method", action="append", required=True, choices=list(METHODS))
     ap.add_argument("--gpu", type=int, default=-1)
+    ap.add_argument("--steps", type=int, default=paper.FUSION_STEPS,
+                    help="T of the fusion nets (as the experiment trained them)")
     args = ap.parse_args(argv)
     exp = Experiment(dataset=args.dataset,
                      data_root=Path(args.data_root).expanduser().absolute(),
                      num_classes=args.num_classes, out=Path(args.out).expanduser().absolute(),
                      split=args.split,
-                     preset=args.preset, methods=tuple(args.method), gpu=args.gpu)
-    finals = {v: exp.run_dir(v) / "final.caffemodel" for m in exp.methods
-              for v in method_variants(m)}
+                     preset=args.preset, methods=tuple(args.method), gpu=args.gpu,
+                     steps=args.steps)
+    try:
+        finals = {v.name: exp.run_dir(v.name) / "final.caffemodel" for m in exp.methods
+                  for v in method_variants(m, exp.settings)}
+    except ValueError as exc:  # --steps outside the limit
+        print(f"co2fi-evaluate: error: --steps: {exc}", file=sys.stderr)
+        return 1
     missing = [str(p) for p in finals.values() if not p.exists()]
     if missing:
         print(f"co2fi-evaluate: error: not trained yet: {missing}", file=sys.stderr)
         return 1
-    from co2fi_tools.safe_io import LockHeld, error_line
-
     try:
         records = evaluate_methods(exp, finals, exp.out / "results.json")
     except (OSError, ValueError, LockHeld) as exc:

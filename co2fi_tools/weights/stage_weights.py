@@ -2,7 +2,7 @@
 
 Source keys and what they hold:
 
-    vgg16, cnn_m_2048    ImageNet models (official layer names; co2fi_tools.net_surgery rules)
+    vgg16, cnn_m_2048    ImageNet models (official layer names; weights.net_surgery rules)
     model                a trained single-stream net of ours (same layer names as the target)
     grouper              a trained grouper of ours (netgen's ``grouper_net``): its layers carry
                          the names they have in our nets, ``grouper_conv1`` ... ``grouper_fc8``
@@ -25,8 +25,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from co2fi_tools import net_surgery as surgery
 from co2fi_tools.safe_io import atomic_path
+from co2fi_tools.weights import net_surgery as surgery
 from netgen import names
 
 #: Layers whose shape depends on the number of classes: a mismatch there is skipped, not fatal,

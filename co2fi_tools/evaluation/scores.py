@@ -28,7 +28,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from co2fi_tools.classification import ClassRow
+from co2fi_tools.evaluation.classification import ClassRow
 from co2fi_tools.safe_io import atomic_path, os_error_cause
 
 SCHEMA = "co2fi-scores/1"

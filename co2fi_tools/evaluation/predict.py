@@ -2,9 +2,10 @@
 
 The video is extracted (frames + optical flow, data_prep.extract) into a temporary folder (or
 ``--keep-frames``), its ``paper.TEST_PERIODS`` = 12 periods are sampled exactly as the
-test-phase PeriodDataLayer samples them for evaluation (co2fi_tools.evaluate.period_source),
-every model scores them, and the raw scores are summed over periods and models (Sec. 6.1;
-co2fi_tools.fusion). Models are deploy nets with weights:
+test-phase PeriodDataLayer samples them for evaluation
+(co2fi_tools.evaluation.evaluate.period_source), every model scores them, and the raw scores are
+summed over periods and models (Sec. 6.1; co2fi_tools.evaluation.fusion). Models are deploy nets
+with weights:
 
     --rgb-model / --flow-model DEPLOY CAFFEMODEL     Table 1 single-stream nets
     --fusion-model DEPLOY CAFFEMODEL (repeatable)    Table 2/3 appearance-/motion-centred nets
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -38,32 +38,44 @@ class Model:
     deploy: Path
     weights: Path
     delta: int = paper.DELTA
+    #: T: steps of the periods it scores (fusion nets: as they were generated).
+    steps: int = paper.FUSION_STEPS
 
     @property
     def name(self) -> str:
         return self.deploy.name.removesuffix(".prototxt").removesuffix("_deploy")
 
     @property
-    def variant(self) -> str:
-        """The name co2fi_tools.evaluate.net_inputs knows how to feed."""
-        return f"{self.name}_centred" if self.kind == "fusion" else f"model_{self.kind}"
+    def stream(self) -> str | None:
+        """The stream of a single-stream model; None for a fusion model."""
+        return None if self.kind == "fusion" else self.kind
 
 
-def _delta_of(name: str, default: int) -> int:
-    match = re.search(r"(?:^|_)d(\d+)(?:_|$)", name)
-    return int(match.group(1)) if match else default
+def _generated_delta(deploy: Path) -> int:
+    """Delta of a deploy net netgen generated (named after its variant), else paper.DELTA."""
+    from netgen.variants import get_variant  # loads pycaffe: after main's GLOG settings
+
+    try:
+        return get_variant(deploy.name.removesuffix(".prototxt").removesuffix("_deploy")).delta
+    except ValueError:
+        return paper.DELTA
 
 
 def experiment_models(out: Path, method: str) -> tuple[list[Model], Path | None]:
     """The deploy nets and final weights of ``method`` in a run_experiment folder, and the
     dataset folder its runs trained on (for the class names)."""
-    from co2fi_tools.evaluate import method_variants
-    from co2fi_tools.stages import METHODS
+    from co2fi_tools.experiment import SETTINGS_FILE
+    from co2fi_tools.stages import METHODS, method_variants
+    from netgen.variants import FUSION, Settings
 
     if method not in METHODS:
         raise ValueError(f"--method {method!r}: not one of {sorted(METHODS)}")
+    recorded = out / SETTINGS_FILE
+    steps = (json.loads(recorded.read_text()).get("steps", paper.FUSION_STEPS)
+             if recorded.is_file() else paper.FUSION_STEPS)
     models, data_root = [], None
-    for variant in method_variants(method):
+    for v in method_variants(method, Settings(steps=steps)):
+        variant = v.name
         found = sorted(out.glob(f"nets/prototxt/*/*/{variant}_deploy.prototxt"))
         if len(found) != 1:
             raise FileNotFoundError(f"--experiment {out}: expected one "
@@ -76,10 +88,8 @@ def experiment_models(out: Path, method: str) -> tuple[list[Model], Path | None]
         if data_root is None and config.is_file():
             root = json.loads(config.read_text()).get("data_root")
             data_root = Path(root) if root else None
-        if variant.endswith("_centred"):
-            models.append(Model("fusion", found[0], weights, _delta_of(variant, paper.DELTA)))
-        else:
-            models.append(Model(variant.rsplit("_", 1)[1], found[0], weights))
+        kind = "fusion" if v.kind == FUSION else v.stream
+        models.append(Model(kind, found[0], weights, v.delta, v.steps))
     return models, data_root
 
 
@@ -119,7 +129,8 @@ def _one_video_lists(frames_dir: Path) -> tuple[str, str]:
 def score_models(frames_dir: Path, models: list[Model], gpu: int = -1) -> dict[str, np.ndarray]:
     """``{model name: [periods x classes]}`` raw scores of the extracted video."""
     from co2fi_layers.batches import PeriodBatches
-    from co2fi_tools.evaluate import DeployNet, _input_size, net_inputs
+    from co2fi_layers.sampling import all_steps
+    from co2fi_tools.evaluation.evaluate import DeployNet, _input_size, net_inputs
 
     rgb_list, flow_list = _one_video_lists(frames_dir)
     scores = {}
@@ -127,10 +138,11 @@ def score_models(frames_dir: Path, models: list[Model], gpu: int = -1) -> dict[s
         net = DeployNet(model.deploy, model.weights, gpu)
         source = PeriodBatches(rgb_list, flow_list, str(frames_dir.parent),
                                input_size=_input_size(net), delta=model.delta, phase="test",
-                               test_periods=paper.TEST_PERIODS)
+                               test_periods=paper.TEST_PERIODS, rgb_steps=all_steps(model.steps),
+                               flow_steps=all_steps(model.steps), period_steps=model.steps)
         periods = {name: np.empty(shape, np.float32) for name, shape in source.shapes().items()}
         source.fill(0, periods)
-        out = net.scores(net_inputs(model.variant, periods, net.inputs))
+        out = net.scores(net_inputs(periods, net.inputs, model.stream, model.steps))
         if model.kind != "fusion":  # one score a frame / flow stack: sum the steps of a period
             out = out.reshape(paper.TEST_PERIODS, -1, out.shape[-1]).sum(axis=1)
         scores[model.name] = out
@@ -140,7 +152,7 @@ def score_models(frames_dir: Path, models: list[Model], gpu: int = -1) -> dict[s
 def top_classes(scores: dict[str, np.ndarray], class_names: list[str] | None,
                 k: int = TOP_K) -> list[tuple[int, str, float]]:
     """(class index, name, fused score) of the k best classes, best first."""
-    from co2fi_tools.fusion import fuse
+    from co2fi_tools.evaluation.fusion import fuse
 
     fused = fuse({name: s[None] for name, s in scores.items()})[0]
     if class_names is not None and len(class_names) != fused.size:
@@ -163,8 +175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--fusion-model", nargs=2, action="append", default=[],
                     metavar=("DEPLOY", "CAFFEMODEL"))
     ap.add_argument("--delta", type=int, default=None,
-                    help="period step of fusion models (default: d<N> in the net's name, "
-                         f"else {paper.DELTA})")
+                    help="period step of fusion models (default: that of the variant a "
+                         f"generated net is named after, else {paper.DELTA})")
     ap.add_argument("--experiment", type=Path, help="a tools/run_experiment.py --out folder")
     ap.add_argument("--method", help="paper method name with --experiment")
     ap.add_argument("--classes", type=Path, help="classInd.txt, classes.txt, or a split folder")
@@ -189,7 +201,7 @@ def _models(args: argparse.Namespace) -> tuple[list[Model], Path | None]:
         if given:
             models.append(Model(kind, Path(given[0]), Path(given[1])))
     for deploy, weights in args.fusion_model:
-        delta = args.delta or _delta_of(Path(deploy).stem, paper.DELTA)
+        delta = args.delta or _generated_delta(Path(deploy))
         models.append(Model("fusion", Path(deploy), Path(weights), delta))
     if not models:
         raise ValueError("no model: give --rgb-model/--flow-model, --fusion-model or "
@@ -205,7 +217,7 @@ def check_models_fit(models: list[Model]) -> None:
     """WeightsMisfit (one line) for the first model whose weights do not fit its deploy net."""
     import caffe
 
-    from co2fi_tools.weight_fit import check_weights_fit
+    from co2fi_tools.weights.weight_fit import check_weights_fit
 
     for model in models:
         net = caffe.Net(os.fspath(model.deploy), caffe.TEST)
@@ -219,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from data_prep import extract, rawframes
     from data_prep.errors import DataError
+    from data_prep.lists import lists_dir
     from data_prep.lists import read_class_names as dataset_class_names
 
     try:
@@ -226,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.classes is not None:
             names = read_class_names(args.classes)
         elif data_root is not None:
-            names = dataset_class_names(data_root / "lists")
+            names = dataset_class_names(lists_dir(data_root))
         else:
             names = None
         if not args.video.is_file():

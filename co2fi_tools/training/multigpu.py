@@ -2,7 +2,7 @@
 
 Caffe's ``caffe train`` refuses several GPUs with Python layers, so co2fi trains on several GPUs
 through pycaffe's NCCL path, as BVLC's python/train.py does: one solver process per GPU
-(co2fi_tools.solver_worker ``--gpus``), rank 0's weights broadcast to the others, gradients
+(co2fi_tools.training.solver_worker ``--gpus``), rank 0's weights broadcast to the others, gradients
 all-reduced every iteration, and every data layer drawing its own share of the samples
 (co2fi_layers.batches: rank r of N takes samples r, r + N, ... of the shared epoch order).
 

@@ -232,8 +232,8 @@ def transplant(target: Mapping[str, Sequence[np.ndarray]],
     """Copy source blobs into ``target`` (layer name -> writable arrays) in place.
 
     ``source_for`` maps a target layer to (source key, source layer); by default the ImageNet
-    rules above with ``sources`` keyed VGG16 / CNN_M_2048 (co2fi_tools.stage_weights plugs in
-    its own for trained stages). A layer is copied whole or not at all."""
+    rules above with ``sources`` keyed VGG16 / CNN_M_2048 (co2fi_tools.weights.stage_weights
+    plugs in its own for trained stages). A layer is copied whole or not at all."""
     report = SurgeryReport()
     for layer, blobs in target.items():
         label, src_name = source_for(layer)

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 import numpy as np  # noqa: E402
 
-from co2fi_tools.caffe_log import TrainingLog, parse_log, sorted_series  # noqa: E402
+from co2fi_tools.reporting.caffe_log import TrainingLog, parse_log, sorted_series  # noqa: E402
 from co2fi_tools.safe_io import atomic_path  # noqa: E402
 
 

@@ -1,0 +1,75 @@
+"""The description of one experiment (dataset split, preset, methods, settings) and its folder.
+
+Read by the pipeline (co2fi_tools.pipeline), the evaluation (co2fi_tools.evaluation.evaluate)
+and the tools around them; it imports neither, so neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from netgen import paper
+from netgen.variants import Settings
+
+#: The settings record of an experiment folder.
+SETTINGS_FILE = "experiment.json"
+
+
+@dataclass
+class Experiment:
+    dataset: str  # synthetic | ucf101 | hmdb51
+    data_root: Path  # holds frames/ and lists/ (data_prep layout)
+    num_classes: int
+    out: Path
+    split: int = 1
+    preset: str = "small"
+    methods: tuple[str, ...] = ()
+    backend: str = "pycaffe"
+    gpu: int = -1
+    seed: int = 0
+    #: Iterations of every stage (None: the generated solver's); for quick runs and tests.
+    max_iter: int | None = None
+    #: Iterations of the fusion stages only (None: as max_iter): they fine-tune trained towers.
+    fusion_max_iter: int | None = None
+    #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
+    imagenet: dict[str, str] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+    #: Snapshots kept per training run (the newest; final.caffemodel besides).
+    keep_snapshots: int = 3
+    #: Data-parallel training on these GPUs (co2fi_tools.training.multigpu); () = the single
+    #: ``gpu``.
+    gpus: tuple[int, ...] = ()
+    batch_per_gpu: int | None = None
+    #: Sizes of the preset changed for this experiment (``Preset.replace``), e.g. the
+    #: miniature's {"dropout": 0.0} (docs/MINIATURE.md).
+    preset_changes: dict = field(default_factory=dict)
+    #: T of the fusion nets (trained and evaluated on periods of T steps; netgen --steps).
+    steps: int = paper.FUSION_STEPS
+
+    @property
+    def settings(self) -> Settings:
+        """The netgen settings its nets are generated with (and its variants read from)."""
+        return Settings(steps=self.steps)
+
+    @property
+    def nets(self) -> Path:
+        return self.out / "nets"
+
+    def net_file(self, variant: str, kind: str) -> Path:
+        sub = "solvers" if kind == "solver" else "prototxt"
+        return self.nets / sub / self.preset / self.dataset / f"{variant}_{kind}.prototxt"
+
+    def run_dir(self, variant: str) -> Path:
+        return self.out / "runs" / variant
+
+
+def experiment_settings(exp: Experiment) -> dict:
+    """The settings that change an experiment's results (what its folder is fingerprinted by);
+    methods, backend, GPUs and snapshots kept do not."""
+    return {"dataset": exp.dataset, "num_classes": exp.num_classes, "preset": exp.preset,
+            "split": exp.split, "seed": exp.seed, "max_iter": exp.max_iter,
+            "fusion_max_iter": exp.fusion_max_iter, "imagenet": dict(sorted(exp.imagenet.items())),
+            "class_names": list(exp.class_names), "steps": exp.steps,
+            "data_root": os.path.abspath(exp.data_root)}
