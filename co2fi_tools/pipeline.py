@@ -49,6 +49,7 @@ from co2fi_tools.training.train import EXIT_INTERRUPTED, TrainingInterrupted, Tr
 from data_prep import extract, foreign_lists, lists, rawframes, splits
 from data_prep.errors import DataError
 from netgen import paper
+from netgen.data import DataPaths
 from netgen.emit import generate, write
 from netgen.presets import get_preset
 
@@ -80,8 +81,8 @@ def generate_nets(exp: Experiment, stages: list[Stage]) -> None:
     variants = [s.variant for s in stages]
     deploy_only = [v for v in _deploy_variants(exp) if v not in variants]
     files = generate(get_preset(exp.preset).replace(**exp.preset_changes), exp.dataset,
-                     exp.num_classes, exp.settings,
-                     names=variants + deploy_only)
+                     exp.num_classes, exp.settings, names=variants + deploy_only,
+                     data_paths=DataPaths(str(exp.data_root), exp.split))
     write(files, exp.nets)
 
 

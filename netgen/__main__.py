@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from netgen.data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT
 from netgen.emit import differences, generate_all, stale, write
 from netgen.presets import DATASETS, MAX_SYNTHETIC_CLASSES, PRESETS, get_preset
 from netgen.readings import CHOICES, Readings
@@ -61,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classes of the synthetic data set (small preset)")
     p.add_argument("--variant", action="append", help="only these variants (repeatable)")
     p.add_argument("--out", type=Path, default=REPO_ROOT, help="root of prototxt/ and solvers/")
+    p.add_argument("--data-root", default=DEFAULT_DATA_ROOT,
+                   help="dataset folder the data layers name, {dataset} for the dataset "
+                   "(default %(default)s)")
+    p.add_argument("--split", type=int, default=DEFAULT_SPLIT,
+                   help="split whose lists the data layers name (default %(default)s)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 listing files that differ from the generators")
     p.add_argument("--list", action="store_true", help="print the variant names and exit")
@@ -109,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"(netgen/presets.py:MAX_SYNTHETIC_CLASSES), not "
                              f"{args.synthetic_classes}")
         datasets = {**DATASETS, "small": {"synthetic": args.synthetic_classes}}
-        files = generate_all(presets, settings, datasets, args.variant)
+        files = generate_all(presets, settings, datasets, args.variant, args.data_root,
+                             args.split)
     except ValueError as err:
         print(f"netgen: error: {err}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ layers of the same tops, for tests and benchmarks that feed random data).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from caffe import layers as L
@@ -27,15 +28,31 @@ DATA_SOURCES: tuple[str, ...] = ("python", "input")
 TEST_SUFFIX = "_test"
 
 
+#: The dataset folder the generated nets name by default (`python -m netgen --data-root`);
+#: tools/train.py sets the paths of a run's own folder and split (data_prep.lists names the
+#: files in both).
+DEFAULT_DATA_ROOT = "data/{dataset}"
+
+
 def default_data_root(dataset: str) -> str:
-    """The dataset folder the generated nets name (split 1); tools/train.py sets the paths of a
-    run's own folder and split (data_prep.lists names the files in both)."""
-    return f"data/{dataset}"
+    return DEFAULT_DATA_ROOT.format(dataset=dataset)
 
 
-def data_paths(dataset: str, subset: str, modalities: dict[str, str]) -> dict[str, str]:
-    """Default list (``modalities``: list key -> modality) and frames paths of a data layer."""
-    return lists.data_layer_paths(modalities, default_data_root(dataset), subset, DEFAULT_SPLIT)
+@dataclass(frozen=True)
+class DataPaths:
+    """The dataset folder and split a generated net's data layers name (netgen's input; the
+    file names inside the folder are data_prep.lists's)."""
+
+    root: str
+    split: int = DEFAULT_SPLIT
+
+    @classmethod
+    def default(cls, dataset: str) -> DataPaths:
+        return cls(default_data_root(dataset))
+
+    def layer_params(self, subset: str, modalities: dict[str, str]) -> dict[str, str]:
+        """List (``modalities``: list key -> modality) and frames paths of a data layer."""
+        return lists.data_layer_paths(modalities, self.root, subset, self.split)
 
 
 def input_layer(n: NetSpec, name: str, tops: Sequence[tuple[str, Sequence[int]]]) -> list[Top]:
@@ -50,7 +67,7 @@ def input_layer(n: NetSpec, name: str, tops: Sequence[tuple[str, Sequence[int]]]
 
 
 def clip_data(
-    n: NetSpec, stream: str, dataset: str, preset: Preset, data_source: str, batch: int
+    n: NetSpec, stream: str, paths: DataPaths, preset: Preset, data_source: str, batch: int
 ) -> tuple[Top, Top]:
     """``data`` (B x C x S x S) and ``label`` (B) of a single-stream train/val net."""
     size = preset.input_size
@@ -58,7 +75,7 @@ def clip_data(
         data, label = input_layer(n, "input", [("data", (batch, channels(stream), size, size)),
                                                ("label", (batch,))])
         return data, label
-    params = {**data_paths(dataset, "train", {"list": stream}), "modality": stream,
+    params = {**paths.layer_params("train", {"list": stream}), "modality": stream,
               "batch_size": batch, "input_size": size, "phase": "train", "seed": 0}
     n.data, n.label = L.Python(
         name="data", ntop=2, include={"phase": caffe_pb2.TRAIN},
@@ -67,7 +84,7 @@ def clip_data(
 
 
 def period_data(
-    n: NetSpec, rgb_steps: Sequence[int], flow_steps: Sequence[int], dataset: str,
+    n: NetSpec, rgb_steps: Sequence[int], flow_steps: Sequence[int], paths: DataPaths,
     preset: Preset, data_source: str, batch: int, delta: int,
     period_steps: int = paper.FUSION_STEPS,
 ) -> tuple[dict[str, Top], Top]:
@@ -81,7 +98,7 @@ def period_data(
         tops = input_layer(n, "input", [(name, (batch, channels(st), size, size))
                                         for name, st in names] + [("label", (batch,))])
         return dict(zip([name for name, _ in names], tops[:-1], strict=True)), tops[-1]
-    params = {**data_paths(dataset, "train", {"rgb_list": "rgb", "flow_list": "flow"}),
+    params = {**paths.layer_params("train", {"rgb_list": "rgb", "flow_list": "flow"}),
               "batch_size": batch, "input_size": size, "delta": delta, "rgb_steps": list(rgb_steps),
               "flow_steps": list(flow_steps), "phase": "train", "seed": 0}
     if period_steps != paper.FUSION_STEPS:
@@ -106,7 +123,8 @@ def deploy_inputs(
     return out
 
 
-def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int, dataset: str) -> None:
+def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int, paths: DataPaths
+                        ) -> None:
     """Add the TEST-phase copy of the Python data layer(s) of ``net`` (in place).
 
     NetSpec cannot give two layers the same tops, so the copy is made on the NetParameter: same
@@ -126,7 +144,7 @@ def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int, dataset: s
         del test.include[:]
         test.include.add().phase = caffe_pb2.TEST
         params: dict[str, Any] = json.loads(layer.python_param.param_str)
-        params.update(data_paths(dataset, "val", lists.list_modalities(params)))
+        params.update(paths.layer_params("val", lists.list_modalities(params)))
         params["phase"] = "test"
         params["batch_size"] = test_batch
         test.python_param.param_str = json.dumps(params, sort_keys=True)

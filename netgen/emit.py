@@ -12,6 +12,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
+from netgen.data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT, DataPaths
 from netgen.nets import NetOptions
 from netgen.presets import DATASETS, Preset
 from netgen.solvers import solver, solver_header
@@ -31,8 +32,10 @@ def generate(
     num_classes: int,
     settings: Settings | None = None,
     names: Iterable[str] | None = None,
+    data_paths: DataPaths | None = None,
 ) -> dict[str, str]:
-    """{relative path: file text} of every variant (or of ``names``) for one dataset."""
+    """{relative path: file text} of every variant (or of ``names``) for one dataset; the data
+    layers name ``data_paths`` (default: data/<dataset>, split 1)."""
     settings = settings or Settings()
     settings.validate()
     chosen = [get_variant(n, settings) for n in names] if names is not None else variants(settings)
@@ -44,7 +47,7 @@ def generate(
                  f"preset {preset.name}, dataset {dataset} ({num_classes} classes)"]
         for phase in ("train", "deploy"):
             opt = NetOptions(preset=preset, num_classes=num_classes, dataset=dataset,
-                             readings=settings.readings, phase=phase)
+                             data_paths=data_paths, readings=settings.readings, phase=phase)
             net = v.make(opt)
             net.name = v.name
             files[f"{net_dir}/{v.name}_{phase}.prototxt"] = _text(net, about)
@@ -60,14 +63,18 @@ def generate_all(
     settings: Settings | None = None,
     datasets: dict[str, dict[str, int]] | None = None,
     names: Iterable[str] | None = None,
+    data_root: str = DEFAULT_DATA_ROOT,
+    split: int = DEFAULT_SPLIT,
 ) -> dict[str, str]:
-    """Files of every (preset, dataset) pair; ``datasets`` overrides DATASETS (class counts)."""
+    """Files of every (preset, dataset) pair; ``datasets`` overrides DATASETS (class counts);
+    ``data_root`` is the dataset folder the data layers name, ``{dataset}`` in it the dataset."""
     table = datasets or DATASETS
     files: dict[str, str] = {}
     name_list = list(names) if names is not None else None
     for preset in presets:
         for dataset, num_classes in table[preset.name].items():
-            files.update(generate(preset, dataset, num_classes, settings, name_list))
+            paths = DataPaths(data_root.format(dataset=dataset), split)
+            files.update(generate(preset, dataset, num_classes, settings, name_list, paths))
     return files
 
 

@@ -25,6 +25,7 @@ from netgen.coarse_to_fine import (
 )
 from netgen.data import (
     DATA_SOURCES,
+    DataPaths,
     add_test_data_layer,
     clip_data,
     deploy_inputs,
@@ -47,6 +48,8 @@ class NetOptions:
     preset: Preset = SMALL
     num_classes: int = 10
     dataset: str = "synthetic"
+    #: The dataset folder and split the data layers name (None: data/<dataset>, split 1).
+    data_paths: DataPaths | None = None
     readings: Readings = field(default_factory=lambda: DEFAULT)
     phase: str = "train"
     data_source: str = "python"
@@ -55,6 +58,9 @@ class NetOptions:
     @property
     def train(self) -> bool:
         return self.phase == "train"
+
+    def data(self) -> DataPaths:
+        return self.data_paths or DataPaths.default(self.dataset)
 
     def train_batch(self) -> int:
         return self.batch if self.batch is not None else self.preset.batch_size
@@ -85,7 +91,7 @@ def _check_stream(stream: str) -> None:
 
 def _single_stream_inputs(n: NetSpec, stream: str, opt: NetOptions) -> tuple[Top, Top | None]:
     if opt.train:
-        return clip_data(n, stream, opt.dataset, opt.preset, opt.data_source, opt.train_batch())
+        return clip_data(n, stream, opt.data(), opt.preset, opt.data_source, opt.train_batch())
     data = deploy_inputs(n, [("data", stream)], opt.preset, opt.preset.deploy_batch_single)
     return data["data"], None
 
@@ -119,7 +125,7 @@ def _finish(n: NetSpec, name: str, opt: NetOptions, test_batch: int) -> caffe_pb
     net.name = name
     silence_unused(net)
     if opt.train and opt.data_source == "python":
-        add_test_data_layer(net, test_batch, opt.dataset)
+        add_test_data_layer(net, test_batch, opt.data())
     return net
 
 
@@ -270,7 +276,7 @@ def asynchronous_fusion_net(
     steps_of = {centre: centre_steps, other: other_steps}
     n = NetSpec()
     if opt.train:
-        inputs, label = period_data(n, steps_of["rgb"], steps_of["flow"], opt.dataset,
+        inputs, label = period_data(n, steps_of["rgb"], steps_of["flow"], opt.data(),
                                     opt.preset, opt.data_source, opt.train_batch(), delta,
                                     steps)
     else:

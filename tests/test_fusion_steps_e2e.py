@@ -41,12 +41,12 @@ def test_netgen_cli_writes_a_seven_step_net_for_the_data_layer(tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory: pytest.TempPathFactory):
-    from co2fi_tools.demo import prepare_synthetic
+    from co2fi_tools.miniature import prepare_data
     from co2fi_tools.pipeline import Experiment, run_experiment
 
     root = tmp_path_factory.mktemp("steps7")
     data = root / "data"
-    prepare_synthetic(data, classes=4, clips=3, frames=40, flow="farneback", workers=1, seed=0)
+    prepare_data(data, classes=4, clips=3, frames=40, flow="farneback", workers=1, seed=0)
     exp = Experiment(dataset="synthetic", data_root=data, num_classes=4, out=root / "out",
                      preset="small", methods=(METHOD,), max_iter=2, steps=STEPS)
     return exp, run_experiment(exp)

@@ -100,3 +100,10 @@ def test_rerun_resumes_without_redoing_anything(demo_run: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     assert [p.stat().st_mtime_ns for p in finals] == stamps
     assert [p.stat().st_mtime_ns for p in sorted((demo_run / "scores").glob("*.h5"))] == scores
+
+
+def test_generated_nets_name_the_experiment_data(demo_run: Path) -> None:
+    net = demo_run / "nets" / "prototxt" / "small" / "synthetic" / "baseline_rgb_train.prototxt"
+    text = net.read_text()
+    assert str(demo_run / "data" / "lists" / "rgb_train_split1.txt") in text
+    assert "data/synthetic/lists" not in text
