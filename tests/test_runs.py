@@ -205,7 +205,8 @@ def test_write_config_records_the_revision_it_resumed_from(
     first = json.loads(run.config.read_text())
     assert first["code_revision"] == "aaa" and first["seed"] == 3 and first["name"] == "net"
     assert "resumed_from_revision" not in first
-    assert run.config.read_text().endswith("}\n") and '\n  "code_revision"' in run.config.read_text()
+    text = run.config.read_text()
+    assert text.endswith("}\n") and '\n  "code_revision"' in text  # indented, one line each
     monkeypatch.setattr(runs, "code_revision", lambda: "bbb")
     run.write_config({"seed": 3})
     second = json.loads(run.config.read_text())
