@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -186,11 +187,47 @@ def test_settings_differences_name_each_key_before_and_now(tmp_path: Path) -> No
         "seed: 0 -> null", 'tag: null -> "frac8"']
     long = {"init": {"model": "/x/" + "w" * 100}}
     assert run.settings_differences(dict(settings, **long)) == [
-        "init: {} -> " + '{"model": "/x/' + "w" * 63 + "..."]
+        "init: {} -> " + '{"model": "/x/' + "w" * 63 + "..."]  # 77 characters and "..."
+    for size, shown in ((78, '"' + "w" * 78 + '"'), (79, '"' + "w" * 76 + "...")):
+        assert run.settings_differences(dict(settings, seed="w" * size)) == [
+            f"seed: 0 -> {shown}"]  # 80 characters are shown whole, 81 are not
+    assert run.settings_differences(dict(settings, data={"list": "a.txt", "b": 1})) == [
+        'data: {"list": "a.txt"} -> {"b": 1, "list": "a.txt"}']  # keys sorted
     run.config.write_text("{not json")
     assert run.settings_differences(settings) == [
         f"{run.config} cannot be read (Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1))"]
+
+
+def test_atomic_write_goes_through_a_hidden_temporary_beside_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    from co2fi_tools.runs import atomic_write_text
+
+    replaced = []
+    real_replace = os.replace
+
+    def replace(src, dst) -> None:
+        replaced.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    path = tmp_path / "run" / "sub" / "config.json"  # folders made as needed
+    atomic_write_text(path, "one")
+    assert path.read_text() == "one"
+    [(tmp, dst)] = replaced
+    assert dst == path and tmp.parent == path.parent and tmp.name.startswith(".config.json.")
+
+    def full(src, dst) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write_text(path, "two")
+    assert path.read_text() == "one"
+    assert [p.name for p in path.parent.iterdir()] == ["config.json"]  # no temporary left
 
 
 def test_write_config_records_the_revision_it_resumed_from(
@@ -207,6 +244,8 @@ def test_write_config_records_the_revision_it_resumed_from(
     assert "resumed_from_revision" not in first
     text = run.config.read_text()
     assert text.endswith("}\n") and '\n  "code_revision"' in text  # indented, one line each
+    assert list(json.loads(text)) == ["argv", "code_revision", "name", "seed"]  # sorted
+    assert first["argv"] == sys.argv  # the command line that made the run
     monkeypatch.setattr(runs, "code_revision", lambda: "bbb")
     run.write_config({"seed": 3})
     second = json.loads(run.config.read_text())

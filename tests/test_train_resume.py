@@ -46,6 +46,7 @@ class FakeSolver:
 
     def __init__(self, rc: int = 0, stop_at: int | None = None) -> None:
         self.rc, self.stop_at = rc, stop_at
+        self.truncate_last = False  # the last snapshot cut short (a full disk)
         self.calls: list[dict] = []
 
     def __call__(self, cmd, run, max_iter, start, label, explode_factor, backend,
@@ -65,6 +66,9 @@ class FakeSolver:
             if it % solver.snapshot == 0 or it == end:
                 write_snapshot(run, it, value=float(it))
                 run.prune_snapshots(keep_snapshots)
+        if self.truncate_last:
+            model = run.snapshots / f"{run.name}_iter_{end}.caffemodel"
+            model.write_bytes(model.read_bytes()[:-3])
         return self.rc
 
     @property
@@ -158,6 +162,16 @@ def test_a_solver_that_stops_short_leaves_no_final_weights(tmp_path: Path,
                                                             solver: FakeSolver) -> None:
     run = tmp_path / "run"
     solver.stop_at = 39
+    with pytest.raises(TrainingError) as err:
+        train(_job(tmp_path, max_iter=40), run)
+    assert str(err.value) == f"tiny: no snapshot at iteration 40 in {run}/snapshots"
+    assert not (run / "final.caffemodel").exists()
+
+
+def test_a_truncated_last_snapshot_never_becomes_the_final_weights(
+        tmp_path: Path, solver: FakeSolver) -> None:
+    run = tmp_path / "run"
+    solver.truncate_last = True
     with pytest.raises(TrainingError) as err:
         train(_job(tmp_path, max_iter=40), run)
     assert str(err.value) == f"tiny: no snapshot at iteration 40 in {run}/snapshots"
@@ -320,6 +334,14 @@ def test_several_gpus_go_to_the_worker_and_the_first_is_its_gpu(
     monkeypatch.setattr(driver, "apply_batch_plan", lambda job, run: SimpleNamespace(gpus=(2,)))
     train(_job(tmp_path, max_iter=20, gpus=(2,)), tmp_path / "run2")
     assert solver.cmd[5] == "--gpu=2" and not [c for c in solver.cmd if "--gpus" in c]
+    # one GPU of --gpus: the caffe tool can do it
+    train(_job(tmp_path, max_iter=20, gpus=(2,)), tmp_path / "run3", backend="tool")
+    assert solver.cmd[3] == "--gpu=2"
+
+
+def test_the_driver_trains_on_the_cpu_unless_told(tmp_path: Path, solver: FakeSolver) -> None:
+    train(_job(tmp_path, max_iter=20), tmp_path / "run")
+    assert solver.cmd[5] == "--gpu=-1"
 
 
 def test_bad_driver_arguments_are_refused_before_the_folder_is_touched(
