@@ -423,3 +423,136 @@ def test_restart_moves_the_old_run_aside_and_trains_from_the_start(
     train(_job(tmp_path, max_iter=20), tmp_path / "new", restart=True)
     assert capsys.readouterr().err == ""
     assert not (tmp_path / "new" / "discarded").exists()
+
+
+# --- the solver's output, as the driver follows it (a script stands in for the solver) --------
+
+SOLVER_SCRIPT = r'''
+import os, pathlib, signal, sys, time
+
+snap, mode = pathlib.Path(sys.argv[1]), sys.argv[2]
+stop = []
+signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+
+
+def iteration(it, loss):
+    print(f"I1130 solver.cpp:239] Iteration {it} (2 iter/s, 5s/10 iters), loss = {loss}",
+          flush=True)
+
+
+def snapshot(it):
+    for ext in ("caffemodel", "solverstate"):
+        (snap / f"tiny_iter_{it}.{ext}").write_bytes(b"x")
+    print(f"I1130 sgd_solver.cpp:280] Snapshotting solver state to binary proto file "
+          f"{snap}/tiny_iter_{it}.solverstate", flush=True)
+
+
+def wait(until, seconds=10):
+    deadline = time.time() + seconds
+    while not until() and time.time() < deadline:
+        time.sleep(0.02)
+    return until()
+
+
+if mode == "prune":  # is iteration 10 pruned before iteration 30 is written?
+    for it in (10, 20):
+        iteration(it, 0.5)
+        snapshot(it)
+    gone = wait(lambda: not (snap / "tiny_iter_10.caffemodel").exists(), float(sys.argv[3]))
+    print("10 pruned while training" if gone else "10 kept", flush=True)
+    snapshot(30)
+elif mode == "explode":  # caffe train: the loss explodes; SIGINT snapshots and stops
+    for it, loss in ((10, 1.0), (20, 1.0), (30, 1.0), (40, 1000.0)):
+        iteration(it, loss)
+    if not wait(lambda: stop):
+        sys.exit(3)
+    snapshot(40)
+elif mode == "worker-stops":  # the pycaffe worker watches the loss itself
+    iteration(10, 1.0)
+    iteration(20, 1000.0)
+    print("co2fi: training stopped: loss is nan at iteration 30", flush=True)
+    sys.exit(int(sys.argv[3]))
+elif mode == "exit":
+    iteration(10, 1.0)
+    iteration(20, 1000.0)
+    sys.exit(int(sys.argv[3]))
+elif mode == "ctrl-c":  # the user presses Ctrl-C: the driver gets SIGINT and passes it on
+    iteration(10, 1.0)
+    time.sleep(0.5)  # the driver waits for output
+    os.kill(os.getppid(), signal.SIGINT)
+    print("stopped" if wait(lambda: stop) else "never stopped", flush=True)
+'''
+
+
+def _follow_script(tmp_path: Path, mode: str, *args, backend: str = "tool",
+                   keep: int | None = None) -> tuple[Run, int]:
+    """_stream a solver script in a run folder; (run, exit code)."""
+    run = Run(tmp_path / "run", "tiny")
+    run.snapshots.mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "solver.py"
+    script.write_text(SOLVER_SCRIPT)
+    cmd = [sys.executable, str(script), str(run.snapshots), mode, *map(str, args)]
+    rc = driver._stream(cmd, run, 40, 0, "tiny", 100.0, backend, keep)
+    return run, rc
+
+
+def test_snapshots_are_pruned_while_the_solver_writes_them(tmp_path: Path) -> None:
+    run, rc = _follow_script(tmp_path, "prune", 10, keep=1)
+    assert rc == 0
+    log = run.log.read_text().splitlines()
+    assert log[0] == f"co2fi: {sys.executable} {tmp_path}/solver.py {run.snapshots} prune 10"
+    assert "10 pruned while training" in log
+    assert _iters(run.path) == [30]
+
+
+def test_without_keep_snapshots_nothing_is_pruned(tmp_path: Path) -> None:
+    run, rc = _follow_script(tmp_path, "prune", 0.5, keep=None)
+    assert rc == 0 and "10 kept" in run.log.read_text()
+    assert _iters(run.path) == [10, 20, 30]
+
+
+def test_an_exploding_loss_under_caffe_train_stops_it_with_a_snapshot_and_says_restart(
+        tmp_path: Path) -> None:
+    with pytest.raises(TrainingError) as err:
+        _follow_script(tmp_path, "explode")
+    run = Run(tmp_path / "run", "tiny")
+    reason = "loss exploded to 1000 at iteration 40 (more than 100 x its early mean 1)"
+    assert str(err.value) == (
+        f"tiny: training stopped: {reason}; snapshot: {run.snapshots}/tiny_iter_40.solverstate; "
+        f"log: {run.log}. Lower base_lr in the solver (or fix the data) and rerun with --restart "
+        f"to train again from the start (the old run moves to {run.discarded}/)")
+    assert f"co2fi: training stopped: {reason}" in run.log.read_text().splitlines()
+
+
+def test_the_pycaffe_worker_watches_its_own_loss(tmp_path: Path) -> None:
+    from co2fi_tools.solver_worker import EXIT_DIVERGED
+
+    # the loss lines alone do not stop a pycaffe run (its worker decides) ...
+    run, rc = _follow_script(tmp_path / "a", "exit", 0, backend="pycaffe")
+    assert rc == 0 and "training stopped" not in run.log.read_text()
+    run, rc = _follow_script(tmp_path / "b", "exit", 5, backend="pycaffe")
+    assert rc == 5
+    # ... its line does, and so does its exit code
+    for where, args in (("c", (0,)), ("d", (EXIT_DIVERGED,))):
+        with pytest.raises(TrainingError) as err:
+            _follow_script(tmp_path / where, "worker-stops", *args, backend="pycaffe")
+        assert str(err.value).startswith(
+            "tiny: training stopped: loss is nan at iteration 30; log: ")
+    with pytest.raises(TrainingError) as err:
+        _follow_script(tmp_path / "e", "exit", EXIT_DIVERGED, backend="pycaffe")
+    assert str(err.value).startswith("tiny: training stopped: diverged; log: ")
+
+
+def test_ctrl_c_stops_the_solver_and_names_the_snapshot_to_resume_from(tmp_path: Path) -> None:
+    run = Run(tmp_path / "run", "tiny")
+    write_snapshot(run, 10)
+    write_snapshot(run, 20, value=float("nan"))
+    with pytest.raises(TrainingInterrupted) as err:
+        _follow_script(tmp_path, "ctrl-c", backend="pycaffe")
+    assert str(err.value) == (f"tiny: interrupted (snapshot at iteration 10: "
+                              f"{run.snapshots}/tiny_iter_10.solverstate); rerun the same "
+                              "command to resume")
+    assert run.log.read_text().splitlines()[-1] == "stopped"
+    with pytest.raises(TrainingInterrupted) as err:
+        _follow_script(tmp_path / "empty", "ctrl-c", backend="pycaffe")
+    assert str(err.value) == "tiny: interrupted (no snapshot); rerun the same command to resume"

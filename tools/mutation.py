@@ -52,12 +52,13 @@ MODULES: dict[str, list[str]] = {
     "co2fi_tools/train.py": ["tests/test_train_resume.py"],
 }
 #: Modules mutated only inside these functions or classes (qualified names, "Run" = all its
-#: methods): the training driver's resume logic. Left out: runs.code_revision (asks git, which
-#: the scratch copy is not) and everything of train.py that is not about resuming (data lists,
-#: nets, solver, the streaming of the log: tests/test_train_driver.py trains real nets for it).
+#: methods): the training driver's resume logic (snapshot picks and checks, settings, --restart,
+#: pruning, the stop messages of _stream). Left out: runs.code_revision (asks git, which the
+#: scratch copy is not) and what of train.py is not about resuming (data lists, nets, solver
+#: files: tests/test_train_driver.py trains real nets for them).
 SCOPES: dict[str, tuple[str, ...]] = {
     "co2fi_tools/runs.py": ("atomic_write_text", "snapshot_problem", "Run", "_short"),
-    "co2fi_tools/train.py": ("settings_fingerprint", "train", "_train_locked"),
+    "co2fi_tools/train.py": ("settings_fingerprint", "_stream", "train", "_train_locked"),
 }
 COPIED = ("co2fi_layers", "co2fi_tools", "data_prep", "netgen", "tests", "pyproject.toml")
 
