@@ -440,9 +440,14 @@ def iteration(it, loss):
           flush=True)
 
 
-def snapshot(it):
+def write(it):
     for ext in ("caffemodel", "solverstate"):
         (snap / f"tiny_iter_{it}.{ext}").write_bytes(b"x")
+
+
+def snapshot(it, files=True):
+    if files:
+        write(it)
     print(f"I1130 sgd_solver.cpp:280] Snapshotting solver state to binary proto file "
           f"{snap}/tiny_iter_{it}.solverstate", flush=True)
 
@@ -454,13 +459,27 @@ def wait(until, seconds=10):
     return until()
 
 
-if mode == "prune":  # is iteration 10 pruned before iteration 30 is written?
-    for it in (10, 20):
-        iteration(it, 0.5)
-        snapshot(it)
-    gone = wait(lambda: not (snap / "tiny_iter_10.caffemodel").exists(), float(sys.argv[3]))
+if mode == "prune":  # pruned on a snapshot line, before iteration 30 is written?
+    ten = snap / "tiny_iter_10.caffemodel"
+    write(10)
+    write(20)
+    iteration(20, 0.5)  # not a snapshot line: nothing is pruned
+    time.sleep(0.5)
+    print("10 there after an iteration line" if ten.exists() else "10 pruned early", flush=True)
+    snapshot(20, files=False)
+    gone = wait(lambda: not ten.exists(), float(sys.argv[3]))
     print("10 pruned while training" if gone else "10 kept", flush=True)
     snapshot(30)
+elif mode == "env":  # where and how the solver runs
+    import ctypes
+
+    sig = ctypes.c_int()
+    ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0)  # PR_GET_PDEATHSIG
+    print(f"cwd {os.getcwd()}", flush=True)
+    print(f"glog {os.environ.get('GLOG_logtostderr')} {os.environ.get('GLOG_minloglevel')}",
+          flush=True)
+    print(f"dies with its parent by signal {sig.value}", flush=True)
+    print("glog writes to stderr", file=sys.stderr, flush=True)
 elif mode == "explode":  # caffe train: the loss explodes; SIGINT snapshots and stops
     for it, loss in ((10, 1.0), (20, 1.0), (30, 1.0), (40, 1000.0)):
         iteration(it, loss)
@@ -472,9 +491,9 @@ elif mode == "worker-stops":  # the pycaffe worker watches the loss itself
     iteration(20, 1000.0)
     print("co2fi: training stopped: loss is nan at iteration 30", flush=True)
     sys.exit(int(sys.argv[3]))
-elif mode == "exit":
-    iteration(10, 1.0)
-    iteration(20, 1000.0)
+elif mode == "exit":  # loss 1, 1, 1, then 1000: exploded for caffe train
+    for it, loss in ((10, 1.0), (20, 1.0), (30, 1.0), (40, 1000.0), (50, 1.0)):
+        iteration(it, loss)
     sys.exit(int(sys.argv[3]))
 elif mode == "ctrl-c":  # the user presses Ctrl-C: the driver gets SIGINT and passes it on
     iteration(10, 1.0)
@@ -484,35 +503,106 @@ elif mode == "ctrl-c":  # the user presses Ctrl-C: the driver gets SIGINT and pa
 '''
 
 
+class FakeBar:
+    """Stands in for tqdm: what the progress bar shows."""
+
+    def __init__(self, **kwargs) -> None:
+        self.kwargs, self.n = kwargs, kwargs.get("initial", 0)
+        self.shown: list[int] = []
+        self.postfix: list[dict] = []
+        self.written: list[str] = []
+
+    def __enter__(self) -> FakeBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, k: int) -> None:
+        self.n += k
+        self.shown.append(self.n)
+
+    def set_postfix(self, **kwargs) -> None:
+        self.postfix.append(kwargs)
+
+    def write(self, text: str) -> None:
+        self.written.append(text)
+
+
+@pytest.fixture
+def bars(monkeypatch: pytest.MonkeyPatch) -> list[FakeBar]:
+    import tqdm
+
+    made: list[FakeBar] = []
+
+    def bar(**kwargs) -> FakeBar:
+        made.append(FakeBar(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tqdm, "tqdm", bar)
+    return made
+
+
 def _follow_script(tmp_path: Path, mode: str, *args, backend: str = "tool",
-                   keep: int | None = None) -> tuple[Run, int]:
+                   keep: int | None = None, start: int = 0) -> tuple[Run, int]:
     """_stream a solver script in a run folder; (run, exit code)."""
     run = Run(tmp_path / "run", "tiny")
     run.snapshots.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "solver.py"
     script.write_text(SOLVER_SCRIPT)
     cmd = [sys.executable, str(script), str(run.snapshots), mode, *map(str, args)]
-    rc = driver._stream(cmd, run, 40, 0, "tiny", 100.0, backend, keep)
+    rc = driver._stream(cmd, run, 40, start, "tiny", 100.0, backend, keep)
     return run, rc
 
 
-def test_snapshots_are_pruned_while_the_solver_writes_them(tmp_path: Path) -> None:
+def test_the_progress_bar_counts_from_the_resumed_iteration_and_shows_the_loss(
+        tmp_path: Path, bars: list[FakeBar]) -> None:
+    run, rc = _follow_script(tmp_path, "exit", 0, backend="pycaffe", start=10)
+    [bar] = bars
+    assert bar.kwargs == {"total": 40, "initial": 10, "desc": "tiny", "unit": "it",
+                          "leave": True, "dynamic_ncols": True}
+    assert bar.shown == [20, 30, 40, 40]  # iteration 50 is past max_iter 40
+    assert bar.postfix == [{"loss": "1.0"}, {"loss": "1.0"}, {"loss": "1.0"},
+                           {"loss": "1000.0"}, {"loss": "1.0"}]
+
+
+def test_the_solver_runs_in_the_run_folder_with_caffes_environment(
+        tmp_path: Path, bars: list[FakeBar]) -> None:
+    import signal
+
+    run, rc = _follow_script(tmp_path, "env")
+    log = run.log.read_text().splitlines()
+    assert rc == 0
+    assert f"cwd {run.path}" in log
+    assert "glog 1 0" in log  # glog's INFO lines, which the driver reads
+    assert f"dies with its parent by signal {int(signal.SIGINT)}" in log
+    assert "glog writes to stderr" in log
+
+
+def _said(run: Run) -> list[str]:
+    """What the solver script said, without Caffe's lines and the driver's."""
+    return [x for x in run.log.read_text().splitlines() if not x.startswith(("I1130", "co2fi"))]
+
+
+def test_snapshots_are_pruned_while_the_solver_writes_them(tmp_path: Path,
+                                                           bars: list[FakeBar]) -> None:
     run, rc = _follow_script(tmp_path, "prune", 10, keep=1)
     assert rc == 0
     log = run.log.read_text().splitlines()
     assert log[0] == f"co2fi: {sys.executable} {tmp_path}/solver.py {run.snapshots} prune 10"
-    assert "10 pruned while training" in log
+    assert _said(run) == ["10 there after an iteration line", "10 pruned while training"]
     assert _iters(run.path) == [30]
 
 
-def test_without_keep_snapshots_nothing_is_pruned(tmp_path: Path) -> None:
+def test_without_keep_snapshots_nothing_is_pruned(tmp_path: Path, bars: list[FakeBar]) -> None:
     run, rc = _follow_script(tmp_path, "prune", 0.5, keep=None)
-    assert rc == 0 and "10 kept" in run.log.read_text()
+    assert rc == 0
+    assert _said(run) == ["10 there after an iteration line", "10 kept"]
     assert _iters(run.path) == [10, 20, 30]
 
 
 def test_an_exploding_loss_under_caffe_train_stops_it_with_a_snapshot_and_says_restart(
-        tmp_path: Path) -> None:
+        tmp_path: Path, bars: list[FakeBar]) -> None:
     with pytest.raises(TrainingError) as err:
         _follow_script(tmp_path, "explode")
     run = Run(tmp_path / "run", "tiny")
@@ -524,7 +614,7 @@ def test_an_exploding_loss_under_caffe_train_stops_it_with_a_snapshot_and_says_r
     assert f"co2fi: training stopped: {reason}" in run.log.read_text().splitlines()
 
 
-def test_the_pycaffe_worker_watches_its_own_loss(tmp_path: Path) -> None:
+def test_the_pycaffe_worker_watches_its_own_loss(tmp_path: Path, bars: list[FakeBar]) -> None:
     from co2fi_tools.solver_worker import EXIT_DIVERGED
 
     # the loss lines alone do not stop a pycaffe run (its worker decides) ...
@@ -543,7 +633,8 @@ def test_the_pycaffe_worker_watches_its_own_loss(tmp_path: Path) -> None:
     assert str(err.value).startswith("tiny: training stopped: diverged; log: ")
 
 
-def test_ctrl_c_stops_the_solver_and_names_the_snapshot_to_resume_from(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_solver_and_names_the_snapshot_to_resume_from(
+        tmp_path: Path, bars: list[FakeBar]) -> None:
     run = Run(tmp_path / "run", "tiny")
     write_snapshot(run, 10)
     write_snapshot(run, 20, value=float("nan"))
@@ -553,6 +644,7 @@ def test_ctrl_c_stops_the_solver_and_names_the_snapshot_to_resume_from(tmp_path:
                               f"{run.snapshots}/tiny_iter_10.solverstate); rerun the same "
                               "command to resume")
     assert run.log.read_text().splitlines()[-1] == "stopped"
+    assert bars[0].written == ["tiny: interrupted; stopping the solver with a snapshot"]
     with pytest.raises(TrainingInterrupted) as err:
         _follow_script(tmp_path / "empty", "ctrl-c", backend="pycaffe")
     assert str(err.value) == "tiny: interrupted (no snapshot); rerun the same command to resume"
