@@ -59,6 +59,28 @@ def test_plan_trains_each_stage_once() -> None:
     assert stages[:2] == ["baseline_rgb", "baseline_flow"]
 
 
+def test_a_missed_layer_error_gives_the_reason_transplant_recorded() -> None:
+    """The user reads why the layer was not filled: transplant's reason, else "not copied"."""
+    from types import SimpleNamespace
+
+    from co2fi_tools.weights.net_surgery import SurgeryReport
+    from co2fi_tools.weights.stage_weights import WeightTransferError, check_transfer
+
+    models = {"grouper": SimpleNamespace(path="/w/bare.caffemodel", layers={"conv1": None})}
+    report = SurgeryReport(skipped=[
+        ("grouper_conv2", "shape mismatch, allowed: blob 0"),
+        ("grouper_conv1", "'grouper_conv1' missing in /w/bare.caffemodel")])
+    with pytest.raises(WeightTransferError) as err:
+        check_transfer("co2fi_rgb", ["grouper_conv1"], models, report)
+    assert str(err.value) == (
+        "co2fi_rgb: layer 'grouper_conv1' should come from grouper (/w/bare.caffemodel, layer "
+        "'grouper_conv1') but was not filled: 'grouper_conv1' missing in /w/bare.caffemodel")
+    with pytest.raises(WeightTransferError) as err:  # neither copied nor skipped
+        check_transfer("co2fi_rgb", ["grouper_fc6"], models, SurgeryReport())
+    assert str(err.value).endswith("(/w/bare.caffemodel, layer 'grouper_fc6') but was not "
+                                   "filled: not copied")
+
+
 # --- with real training -------------------------------------------------------------------------
 
 
@@ -156,6 +178,7 @@ def test_a_source_that_misses_a_layer_is_an_error_naming_it(trained, tmp_path: P
                                                   "grouper") as err:
         initialise_from_stages(net, tmp_path / "x.caffemodel", {"grouper": bare})
     assert "\n" not in str(err.value)
+    assert str(err.value).endswith(f"was not filled: 'grouper_conv1' missing in {bare}")
     # a source given for layers the net does not have
     with pytest.raises(WeightTransferError, match="rgb=.* fill no layer"):
         initialise_from_stages(net, tmp_path / "x.caffemodel",

@@ -11,8 +11,15 @@ timed-out) run kills the mutant. Code inside f-strings, annotations and docstrin
 alone. Some survivors are equivalent mutants (no test can tell them apart), so 100 % is not
 always reachable; the survivors are listed to be read.
 
+A module in SCOPES is mutated only inside the functions (or classes) named there, and scored
+against fast tests of just those: the training driver's resume logic, whose other tests train
+real nets. ``--functions`` and ``--lines`` narrow any module the same way, ``--tests`` replaces
+its tests.
+
     .venv/bin/python tools/mutation.py                     # every module of MODULES
     .venv/bin/python tools/mutation.py co2fi_layers/sampling.py --max 40 --list
+    .venv/bin/python tools/mutation.py co2fi_tools/training/runs.py --functions Run.prune_snapshots
+    .venv/bin/python tools/mutation.py co2fi_tools/training/train.py --lines 470-500 --list
 """
 
 from __future__ import annotations
@@ -43,6 +50,17 @@ MODULES: dict[str, list[str]] = {
     "co2fi_tools/weights/stage_weights.py": ["tests/test_stage_weights.py",
                                              "tests/test_exact_values.py"],
     "co2fi_tools/safe_io.py": ["tests/test_faults_experiment.py", "tests/test_faults_extract.py"],
+    "co2fi_tools/training/runs.py": ["tests/test_runs.py", "tests/test_train_resume.py"],
+    "co2fi_tools/training/train.py": ["tests/test_train_resume.py"],
+}
+#: Modules mutated only inside these functions or classes (qualified names, "Run" = all its
+#: methods): the training driver's resume logic (snapshot picks and checks, settings, --restart,
+#: pruning, the stop messages of _stream). Left out: runs.code_revision (asks git, which the
+#: scratch copy is not) and what of train.py is not about resuming (data lists, nets, solver
+#: files: tests/test_train_driver.py trains real nets for them).
+SCOPES: dict[str, tuple[str, ...]] = {
+    "co2fi_tools/training/runs.py": ("snapshot_problem", "Run", "_short"),
+    "co2fi_tools/training/train.py": ("settings_fingerprint", "_stream", "train", "_train_locked"),
 }
 COPIED = ("co2fi_layers", "co2fi_tools", "data_prep", "netgen", "tests", "pyproject.toml")
 
@@ -150,6 +168,38 @@ def mutants(source: str) -> list[tuple[int, str, str]]:
     return found
 
 
+def scope_lines(source: str, names: tuple[str, ...] | list[str]) -> list[tuple[int, int]]:
+    """(first, last) line of each function or class of ``source`` named in ``names``
+    (qualified: ``Run.prune_snapshots``); SystemExit naming any name not found."""
+    spans: dict[str, tuple[int, int]] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                spans[name] = (child.lineno, child.end_lineno or child.lineno)
+                visit(child, name + ".")
+
+    visit(ast.parse(source), "")
+    missing = [n for n in names if n not in spans]
+    if missing:
+        raise SystemExit(f"mutation: no function or class {', '.join(missing)} in the module "
+                         f"(known: {', '.join(sorted(spans))})")
+    return [spans[n] for n in names]
+
+
+def parse_lines(text: str) -> tuple[int, int]:
+    """``--lines 10-40`` (or a single line, ``12``) as (first, last)."""
+    first, _, last = text.partition("-")
+    try:
+        span = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST, got {text!r}") from None
+    if span[0] < 1 or span[1] < span[0]:
+        raise argparse.ArgumentTypeError(f"expected 1 <= FIRST <= LAST, got {text!r}")
+    return span
+
+
 def _scratch() -> Path:
     root = Path(tempfile.mkdtemp(prefix="co2fi-mutation-"))
     for name in COPIED:
@@ -209,10 +259,14 @@ def _run_tests(root: Path, tests: list[str], timeout: float) -> str:
 
 
 def score_module(module: str, tests: list[str], max_mutants: int | None, seed: int,
-                 show: bool) -> tuple[int, int, list[str]]:
-    """(killed, total, survivors) of one module."""
+                 show: bool, spans: list[tuple[int, int]] | None = None
+                 ) -> tuple[int, int, list[str]]:
+    """(killed, total, survivors) of one module; only mutants on the lines of ``spans`` when
+    given."""
     source = (REPO / module).read_text(encoding="utf-8")
     found = mutants(source)
+    if spans is not None:
+        found = [m for m in found if any(a <= m[0] <= b for a, b in spans)]
     if max_mutants is not None and len(found) > max_mutants:
         found = sorted(random.Random(seed).sample(found, max_mutants))
     root = _scratch()
@@ -243,18 +297,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max", type=int, help="at most this many mutants a module (sampled)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--list", action="store_true", help="print every mutant's outcome")
+    ap.add_argument("--functions", help="only mutants inside these functions or classes "
+                                        "(comma-separated, e.g. Run.prune_snapshots,train); "
+                                        "default: the module's SCOPES entry, else all")
+    ap.add_argument("--lines", type=parse_lines, action="append", metavar="FIRST-LAST",
+                    help="only mutants on these lines (repeatable; with --functions: both)")
+    ap.add_argument("--tests", nargs="+", metavar="TEST",
+                    help="run these tests (pytest paths or node ids) instead of MODULES'")
     args = ap.parse_args(argv)
-    unknown = [m for m in args.modules if m not in MODULES]
+    unknown = [m for m in args.modules if m not in MODULES and not args.tests]
     if unknown:
-        ap.error(f"no tests known for {unknown}; add them to MODULES in tools/mutation.py")
+        ap.error(f"no tests known for {unknown}; add them to MODULES in tools/mutation.py "
+                 "or pass --tests")
+    missing = [m for m in args.modules if not (REPO / m).is_file()]
+    if missing:
+        ap.error(f"no such module: {', '.join(missing)}")
+    if (args.functions or args.lines) and len(args.modules) != 1:
+        ap.error("--functions and --lines need exactly one module")
     _preload()
     rows = []
     for module in args.modules or list(MODULES):
-        killed, total, survivors = score_module(module, MODULES[module], args.max, args.seed,
-                                                args.list)
+        source = (REPO / module).read_text(encoding="utf-8")
+        names = args.functions.split(",") if args.functions else SCOPES.get(module)
+        spans = scope_lines(source, names) if names else None
+        if args.lines:
+            spans = [(max(a, c), min(b, d)) for a, b in (spans or [(1, 10**9)])
+                     for c, d in args.lines if max(a, c) <= min(b, d)]
+        tests = args.tests or MODULES[module]
+        killed, total, survivors = score_module(module, tests, args.max, args.seed, args.list,
+                                                spans)
         rows.append((module, killed, total))
         pct = 100 * killed / total if total else 100.0
-        print(f"{module}: {killed}/{total} mutants killed ({pct:.0f} %)", flush=True)
+        where = f" [{', '.join(names)}]" if names else ""
+        print(f"{module}{where}: {killed}/{total} mutants killed ({pct:.0f} %)", flush=True)
         for survivor in survivors:
             print(f"  survived {survivor}", flush=True)
     killed = sum(r[1] for r in rows)
