@@ -167,7 +167,9 @@ def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Min
     return (f"# Claims in miniature\n\n`{command}`"
             f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips, "
             f"dropout {args.dropout:g}, "
-            f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}, "
+            f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}"
+            + (f" at learning rate {args.fusion_lr:g}" if args.fusion_lr is not None else "")
+            + ", "
             f"pretrained trunk: {trunk}"
             f"; {(time.time() - start) / 60:.1f} min this call.")
 
@@ -215,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             exp = Experiment(dataset="synthetic", data_root=data, num_classes=mini.classes,
                              out=folder, preset="small", methods=methods, backend=args.backend,
                              gpu=args.gpu, seed=s, max_iter=args.max_iter,
-                             fusion_max_iter=args.fusion_iters, imagenet=imagenet,
+                             fusion_max_iter=args.fusion_iters, fusion_base_lr=args.fusion_lr,
+                             imagenet=imagenet,
                              preset_changes=changes,
                              class_names=list(read_class_index(data / "splits" /
                                                                "classInd.txt")))

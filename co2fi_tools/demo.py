@@ -39,7 +39,8 @@ def demo_settings(args: argparse.Namespace) -> dict:
             "clips_per_class": args.clips_per_class, "frames": args.frames, "flow": args.flow,
             "pretrain_iters": args.pretrain_iters, "pretrain_clips": args.pretrain_clips,
             "dropout": args.dropout, "seed": args.seed, "max_iter": args.max_iter,
-            "fusion_max_iter": args.fusion_iters, "preset": "small"}
+            "fusion_max_iter": args.fusion_iters, "preset": "small",
+            **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {})}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                              out=out, preset="small", methods=tuple(args.methods),
                              backend=args.backend, gpu=args.gpu, seed=args.seed,
                              max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
+                             fusion_base_lr=args.fusion_lr,
                              imagenet=imagenet, preset_changes=changes,
                              class_names=list(read_class_index(data / "splits" /
                                                                "classInd.txt")))

@@ -33,6 +33,8 @@ class Experiment:
     max_iter: int | None = None
     #: Iterations of the fusion stages only (None: as max_iter): they fine-tune trained towers.
     fusion_max_iter: int | None = None
+    #: Base learning rate of the fusion stages (None: the generated solver's, as every stage).
+    fusion_base_lr: float | None = None
     #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
     imagenet: dict[str, str] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
@@ -72,4 +74,7 @@ def experiment_settings(exp: Experiment) -> dict:
             "split": exp.split, "seed": exp.seed, "max_iter": exp.max_iter,
             "fusion_max_iter": exp.fusion_max_iter, "imagenet": dict(sorted(exp.imagenet.items())),
             "class_names": list(exp.class_names), "steps": exp.steps,
-            "data_root": os.path.abspath(exp.data_root)}
+            "data_root": os.path.abspath(exp.data_root),
+            # recorded only when set: folders made before the option keep their fingerprint
+            **({"fusion_base_lr": exp.fusion_base_lr} if exp.fusion_base_lr is not None
+               else {})}

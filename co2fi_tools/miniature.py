@@ -170,6 +170,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="dropout ratio of the small preset's FC layers in every net of the "
                          "miniature, pretraining included (default %(default)s; the preset's "
                          "0.5 kept the small nets at chance, docs/MINIATURE.md)")
+    ap.add_argument("--fusion-lr", type=float,
+                    help="base learning rate of the fusion stages (default: the generated "
+                         "solver's, as every stage; docs/benchmarks/claims-cpu.md measures why "
+                         "a lower one may be wanted)")
     ap.add_argument("--gpu", type=int, default=-1, help="GPU id (default -1: the CPU)")
     ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
     ap.add_argument("--workers", type=int, default=2, help="extraction processes")

@@ -107,6 +107,7 @@ def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
             num_classes=exp.num_classes,
             max_iter=(exp.fusion_max_iter if stage.fusion and exp.fusion_max_iter is not None
                       else exp.max_iter),
+            base_lr=exp.fusion_base_lr if stage.fusion else None,
             seed=exp.seed,
             init=init,
             keep_snapshots=exp.keep_snapshots,

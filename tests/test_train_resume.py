@@ -649,3 +649,21 @@ def test_ctrl_c_stops_the_solver_and_names_the_snapshot_to_resume_from(
     with pytest.raises(TrainingInterrupted) as err:
         _follow_script(tmp_path / "empty", "ctrl-c", backend="pycaffe")
     assert str(err.value) == "tiny: interrupted (no snapshot); rerun the same command to resume"
+
+
+def test_base_lr_reaches_the_solver_and_the_fingerprint(tmp_path: Path, solver: FakeSolver,
+                                                         capsys) -> None:
+    from co2fi_tools.training.train import read_prototxt
+
+    run = tmp_path / "run"
+    train(_job(tmp_path, base_lr=3e-4), run)
+    from caffe.proto import caffe_pb2
+
+    written = read_prototxt(run / "solver.prototxt", caffe_pb2.SolverParameter())
+    assert written.base_lr == pytest.approx(3e-4)  # the generated solver says 0.01
+    assert driver.settings_fingerprint(_job(tmp_path, base_lr=3e-4))["base_lr"] == 3e-4
+    # without the option the fingerprint is the one runs made before it had
+    assert "base_lr" not in driver.settings_fingerprint(_job(tmp_path))
+    # a rerun with another rate is refused, naming it
+    with pytest.raises(driver.TrainingError, match=r"base_lr: 0.0003 -> 0.001\)"):
+        train(_job(tmp_path, base_lr=1e-3), run)

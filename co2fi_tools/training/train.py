@@ -58,6 +58,8 @@ class TrainJob:
     train_list_tag: str | None = None
     num_classes: int | None = None  # checked against the lists' labels
     max_iter: int | None = None
+    #: The solver's base learning rate (None: the generated solver's).
+    base_lr: float | None = None
     snapshot: int | None = None
     seed: int = 0
     #: Source key -> caffemodel (co2fi_tools.weights.stage_weights).
@@ -239,6 +241,8 @@ def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     solver.snapshot_prefix = str(run.snapshot_prefix.resolve())
     if job.max_iter is not None:
         solver.max_iter = job.max_iter
+    if job.base_lr is not None:
+        solver.base_lr = job.base_lr
     if job.snapshot is not None:
         solver.snapshot = job.snapshot
     solver.random_seed = job.seed
@@ -301,7 +305,9 @@ def settings_fingerprint(job: TrainJob) -> dict:
             "data": job.data, "data_root": job.data_root, "split": job.split,
             "train_list_tag": job.train_list_tag, "num_classes": job.num_classes,
             "max_iter": job.max_iter, "seed": job.seed, "batch_per_gpu": job.batch_per_gpu,
-            "init": {k: stamp(v) for k, v in sorted(job.init.items())}, "meta": job.meta}
+            "init": {k: stamp(v) for k, v in sorted(job.init.items())}, "meta": job.meta,
+            # recorded only when set, so runs made before the option keep their fingerprint
+            **({"base_lr": job.base_lr} if job.base_lr is not None else {})}
 
 
 def _follow(path: Path, offset: int, proc: subprocess.Popen):
@@ -537,7 +543,7 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
                     data=data, data_root=absolute(args.data_root) if args.data_root else None,
                     split=args.split, train_list_tag=args.train_list_tag,
                     num_classes=args.num_classes, max_iter=args.max_iter,
-                    snapshot=args.snapshot, seed=args.seed, init=init,
+                    base_lr=args.base_lr, snapshot=args.snapshot, seed=args.seed, init=init,
                     keep_snapshots=args.keep_snapshots, batch_per_gpu=args.batch_per_gpu)
 
 
@@ -554,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="{}", help="JSON of data-layer params: list, root, ...")
     ap.add_argument("--num-classes", type=int)
     ap.add_argument("--max-iter", type=int)
+    ap.add_argument("--base-lr", type=float,
+                    help="the solver's base learning rate (default: the generated solver's)")
     ap.add_argument("--snapshot", type=int)
     ap.add_argument("--keep-snapshots", type=int, default=DEFAULT_KEEP_SNAPSHOTS,
                     help="snapshots kept on disk, newest first (default %(default)s); "
