@@ -15,6 +15,7 @@ within noise (``verdict``).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -105,8 +106,32 @@ def collect(seed_dirs: list[Path]) -> dict[tuple[str, str], dict[str, list[float
     return rows
 
 
-def summarise(rows: dict, num_test: int, header: str) -> tuple[str, dict]:
-    """The Markdown table and the JSON summary."""
+def collect_kinds(seed_dirs: list[Path], kinds: dict[str, str]
+                  ) -> dict[str, dict[str, list[float]]]:
+    """method -> {class kind: [two-stream accuracy on the classes of that kind, a seed]}, from
+    the per-class tables of each seed's evaluation (``kinds``: class name -> kind)."""
+    from co2fi_tools.evaluation.evaluate import artifacts_dir
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for method in ALL_METHODS:
+        for folder in seed_dirs:
+            table = artifacts_dir(folder, method, "two-stream") / "per_class.csv"
+            if not table.exists():
+                continue
+            tally: dict[str, list[int]] = {}
+            with table.open(newline="") as f:
+                for row in csv.DictReader(f):
+                    t = tally.setdefault(kinds.get(row["class"], "other"), [0, 0])
+                    t[0] += int(row["correct"])
+                    t[1] += int(row["videos"])
+            for kind, (correct, videos) in tally.items():
+                out.setdefault(method, {}).setdefault(kind, []).append(correct / max(1, videos))
+    return out
+
+
+def summarise(rows: dict, num_test: int, header: str,
+              kinds: dict[str, dict[str, list[float]]] | None = None) -> tuple[str, dict]:
+    """The Markdown table and the JSON summary (``kinds``: :func:`collect_kinds`)."""
     def cell(values: list[float]) -> str:
         m, s = mean_std(values)
         return f"{100 * m:.1f} ± {100 * s:.1f}"
@@ -149,8 +174,19 @@ def summarise(rows: dict, num_test: int, header: str) -> tuple[str, dict]:
         claims.append({"claim": cid, "better": better, "worse": worse, "stream": stream,
                        "difference": diff, "standard_error": se, "verdict": v,
                        "seeds": [len(a["mca"]), len(b["mca"])]})
+    if kinds:
+        names = sorted({k for per in kinds.values() for k in per})
+        lines += ["", "## Two-stream accuracy by class kind (%, mean ± std over seeds; "
+                  "docs/MINIATURE.md: a sum of the streams' scores can resolve product classes, "
+                  "pair classes only up to 50 %)", "",
+                  "| method | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for method in ALL_METHODS:
+            if method in kinds:
+                lines.append(f"| {method} | " + " | ".join(
+                    cell(kinds[method][k]) if k in kinds[method] else "" for k in names) + " |")
     summary = {"rows": [{"method": m, "stream": s, **r} for (m, s), r in sorted(rows.items())],
-               "claims": claims, "noise_z": NOISE_Z, "num_test_videos": num_test}
+               "claims": claims, "noise_z": NOISE_Z, "num_test_videos": num_test,
+               "class_kinds": kinds or {}}
     return "\n".join(lines) + "\n", summary
 
 
@@ -177,8 +213,13 @@ def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Min
 def write_summary(out: Path, seed_dirs: list[Path], data: Path, head: str) -> str:
     """claims.md and claims.json from the seeds finished so far (rewritten after each seed)."""
     from co2fi_tools.safe_io import atomic_write_text
+    from data_prep.splits import read_class_index
+    from data_prep.synthetic import class_kind, miniature_specs
 
-    markdown, summary = summarise(collect(seed_dirs), _num_test(data), head)
+    names = read_class_index(data / "splits" / "classInd.txt")
+    kinds = {spec.name: class_kind(spec) for spec in miniature_specs(len(names))}
+    markdown, summary = summarise(collect(seed_dirs), _num_test(data), head,
+                                  collect_kinds(seed_dirs, kinds))
     atomic_write_text(out / "claims.md", markdown)
     atomic_write_text(out / "claims.json", json.dumps(summary, indent=1, ensure_ascii=False))
     return markdown

@@ -294,6 +294,12 @@ MINI_CLUTTER = 0.15
 MINI_GAP = (3, 4)
 
 
+def class_kind(spec: ClassSpec) -> str:
+    """"pair" for a miniature class that is the union of two (direction, pattern) cues (an
+    XOR only fusion across time points resolves), else "product"."""
+    return "pair" if len(spec.cues) > 1 else "product"
+
+
 def miniature_specs(num_classes: int) -> list[ClassSpec]:
     """Classes of the miniature, groups in the order of MINI_KINDS (cycled), truncated to
     ``num_classes``. A group shares shape, tint and motion family; its classes differ in

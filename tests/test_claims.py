@@ -60,6 +60,8 @@ def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
     assert verdicts["asyn5>baseline"] in {"held", "not held", "within noise"}
     assert verdicts["asyn5>asyn1"] == "not run"
     assert "| CO2FI-complete | 1 |" in (out / "claims.md").read_text()
+    assert "## Two-stream accuracy by class kind" in (out / "claims.md").read_text()
+    assert set(summary["class_kinds"]) == set(methods)
     # The cached trunk started the baseline streams (flow: cross-modality) and the groupers.
     trunk = next(cache.iterdir())
     assert (trunk / "vgg16_trunk.caffemodel").exists()
@@ -77,3 +79,21 @@ def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
                            env=env, capture_output=True, text=True, timeout=3000)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(cached)" in again.stdout and "(training)" not in again.stdout
+
+
+def test_class_kind_accuracy_comes_from_each_seeds_per_class_table(tmp_path: Path) -> None:
+    from co2fi_tools.evaluation.evaluate import artifacts_dir
+
+    for seed, (pair_right, product_right) in enumerate([(3, 8), (1, 4)]):
+        table = artifacts_dir(tmp_path / f"seed{seed}", "Baseline+SYN", "two-stream")
+        table.mkdir(parents=True)
+        (table / "per_class.csv").write_text(
+            "index,class,videos,correct,recall,most_confused_with\n"
+            f"0,APairSame,4,{pair_right},0,\n1,BUp,8,{product_right},0,\n2,BDown,8,0,0,\n")
+    kinds = {"APairSame": "pair", "BUp": "product", "BDown": "product"}
+    got = claims.collect_kinds([tmp_path / "seed0", tmp_path / "seed1", tmp_path / "seed2"],
+                               kinds)
+    assert got == {"Baseline+SYN": {"pair": [0.75, 0.25], "product": [0.5, 0.25]}}
+    markdown, summary = claims.summarise({}, 96, "# t", got)
+    assert "| Baseline+SYN | 50.0 ± 35.4 | 37.5 ± 17.7 |" in markdown
+    assert summary["class_kinds"] == got

@@ -172,6 +172,12 @@ def evaluate_variant(exp: Experiment, variant: Variant, weights: Path, class_nam
     return out
 
 
+def artifacts_dir(out: Path, method: str, result_stream: str) -> Path:
+    """Where the confusion matrix and per-class tables of a method's stream go."""
+    slug = re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_")
+    return out / "eval" / slug / result_stream
+
+
 def _input_size(net: DeployNet) -> int:
     return int(net.net.blobs[net.inputs[0]].data.shape[-1])
 
@@ -197,8 +203,7 @@ def evaluate_methods(exp: Experiment, finals: dict[str, Path], results_path: Pat
             combos.update({"appearance": parts[:1], "motion": parts[1:]})
         for result_stream, chosen in combos.items():
             evaluation = es.evaluate(chosen)
-            slug = re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_")
-            es.write_artifacts(evaluation, exp.out / "eval" / slug / result_stream,
+            es.write_artifacts(evaluation, artifacts_dir(exp.out, method, result_stream),
                                f"{method}, {result_stream} ({exp.dataset} split {exp.split})")
             # No table: the row shows in every table that lists the method.
             names = [method] + [a for a, m in TABLE_ALIASES.items()
