@@ -140,7 +140,7 @@ $(echo $nvcc_archs | sed 's/compute_//g')); drop $a from the list or use a CUDA 
   fi
   [ -f "$cuda_root/include/cuda_runtime.h" ] || cuda_root=/usr/local/cuda
 fi
-# NCCL (multi-GPU through pycaffe, co2fi_tools.training.multigpu): on for CUDA builds unless --nccl off.
+# NCCL (multi-GPU through pycaffe, co2fi_tools.multigpu): on for CUDA builds unless --nccl off.
 [ "$nccl" = auto ] && { [ "$cuda" = on ] && nccl=on || nccl=off; }
 [ "$nccl" = on ] && [ "$cuda" != on ] && die "--nccl on needs a CUDA build (--cuda on)"
 
