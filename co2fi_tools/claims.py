@@ -71,17 +71,18 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def verdict(better: list[float], worse: list[float], num_test: int) -> tuple[str, float, float]:
     """("held" | "not held" | "within noise", difference of means, its standard error).
 
-    The standard error of the difference of means comes from the seeds' spread when both rows
-    have >= 2 seeds, otherwise from the test set (binomial, ``num_test`` videos); a claim is
-    held when the difference exceeds NOISE_Z standard errors, not held when it is below
-    -NOISE_Z standard errors."""
+    Two sources of noise add up: training (the seeds' spread, when both rows have >= 2 seeds)
+    and the test set, which every seed shares, so that averaging seeds does not shrink it
+    (binomial, ``num_test`` videos, the two rows taken as independent: conservative). A claim
+    is held when the difference exceeds NOISE_Z standard errors, not held when it is below
+    -NOISE_Z standard errors. (Seeds alone would call a 2.6-point gap significant whenever two
+    seeds happen to score the same, while one test video moves a row by 1 point.)"""
     (ma, sa), (mb, sb) = mean_std(better), mean_std(worse)
     diff = ma - mb
+    p = (ma + mb) / 2
+    se = math.sqrt(2 * p * (1 - p) / max(1, num_test))
     if len(better) >= 2 and len(worse) >= 2:
-        se = math.sqrt(sa ** 2 / len(better) + sb ** 2 / len(worse))
-    else:
-        p = (ma + mb) / 2
-        se = math.sqrt(2 * p * (1 - p) / max(1, num_test))
+        se = math.sqrt(se ** 2 + sa ** 2 / len(better) + sb ** 2 / len(worse))
     se = max(se, 1e-12)
     if diff > NOISE_Z * se:
         return "held", diff, se

@@ -23,6 +23,12 @@ def test_verdict_uses_seed_spread_and_marks_noise() -> None:
     v, diff, se = claims.verdict([0.55], [0.50], 96)
     assert v == "within noise" and diff == pytest.approx(0.05)
     assert se == pytest.approx((2 * 0.525 * 0.475 / 96) ** 0.5)
+    # Seeds that agree do not make a 2.6-point gap significant: the shared test set's error
+    # stays in the standard error.
+    v, diff, se = claims.verdict([0.240, 0.240], [0.266, 0.266], 96)
+    assert v == "within noise" and se == pytest.approx((2 * 0.253 * 0.747 / 96) ** 0.5)
+    v, _, se = claims.verdict([0.5, 0.6], [0.3, 0.3], 96)
+    assert se == pytest.approx((2 * 0.425 * 0.575 / 96 + 0.0707107 ** 2 / 2) ** 0.5, rel=1e-4)
 
 
 def test_summary_lists_every_row_and_claim() -> None:
