@@ -17,13 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, generate_nets, log, train_stages
-from co2fi_tools.safe_io import atomic_write_bytes
+from co2fi_tools.safe_io import FolderLock, atomic_write_bytes, atomic_write_text
 from co2fi_tools.stages import Stage
 from netgen import names
 
 #: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
 #: docs/benchmarks/claims-cpu.md).
 MINIATURE_DROPOUT = 0.0
+
 
 @dataclass(frozen=True)
 class Miniature:
@@ -130,21 +131,23 @@ def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, g
         log(f"pretrained trunk: {folder} (cached)")
         return {k: str(v) for k, v in trunk.items()}
     log(f"pretraining the trunks once on {pre.classes} other synthetic classes -> {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(
-        {"pretraining": asdict(pre), "preset": preset, "preset_changes": changes or {}},
-        indent=1) + "\n")
-    data = folder / "data"
-    prepare_data(data, pre.classes, pre.clips_per_class, pre.frames, pre.flow, workers, pre.seed,
-                 design="pretrain")
-    exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes, out=folder,
-                     preset=preset, backend=backend, gpu=gpu, seed=pre.seed, max_iter=pre.iters,
-                     preset_changes={**(changes or {}), "lr_step": pre.lr_step})
-    stages = [Stage("baseline_rgb"), Stage("grouper_rgb")]
-    generate_nets(exp, stages)
-    finals = train_stages(exp, stages)
-    strip_for_trunk(finals["baseline_rgb"], trunk["vgg16"])
-    strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"], prefix=names.GROUPER_PREFIX)
+    with FolderLock(folder, "pretraining"):  # a second pretraining here stops with the holder
+        atomic_write_text(folder / "settings.json", json.dumps(
+            {"pretraining": asdict(pre), "preset": preset, "preset_changes": changes or {}},
+            indent=1) + "\n")
+        data = folder / "data"
+        prepare_data(data, pre.classes, pre.clips_per_class, pre.frames, pre.flow, workers,
+                     pre.seed, design="pretrain")
+        exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes,
+                         out=folder, preset=preset, backend=backend, gpu=gpu, seed=pre.seed,
+                         max_iter=pre.iters,
+                         preset_changes={**(changes or {}), "lr_step": pre.lr_step})
+        stages = [Stage("baseline_rgb"), Stage("grouper_rgb")]
+        generate_nets(exp, stages)
+        finals = train_stages(exp, stages)
+        strip_for_trunk(finals["baseline_rgb"], trunk["vgg16"])
+        strip_for_trunk(finals["grouper_rgb"], trunk["cnn_m_2048"],
+                        prefix=names.GROUPER_PREFIX)
     return {k: str(v) for k, v in trunk.items()}
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from co2fi_tools import demo, pipeline, safe_io
 from co2fi_tools.safe_io import FolderLock, LockHeld, SettingsMismatch
+from tests.conftest import requires_caffe
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -239,3 +240,19 @@ def test_demo_and_experiment_settings_share_one_record(tmp_path):
         {"num_classes": 4, "frames": 8, "split": 1}
     with pytest.raises(SettingsMismatch, match="split: 1 before, 2 now"):
         pipeline.claim_output(tmp_path, {"num_classes": 4, "split": 2})
+
+
+@requires_caffe
+def test_a_pretraining_in_progress_stops_a_second_one_naming_the_holder(tmp_path):
+    from co2fi_tools import miniature
+
+    pre = miniature.Pretraining(clips_per_class=2, frames=8, iters=2)
+    folder = tmp_path / "cache" / miniature.pretrain_key(pre, "small")
+    holder = _holder(folder, "pretraining")
+    try:
+        with pytest.raises(LockHeld, match=f"in use by another pretraining: pid {holder.pid}"):
+            miniature.pretrained_trunk(pre, "small", tmp_path / "cache", 1, -1, "pycaffe")
+        assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # nothing made
+    finally:
+        holder.kill()
+        holder.wait()
