@@ -125,3 +125,42 @@ def test_logic_modules_import_without_caffe():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == "layer needs caffe"
+
+
+def test_group_sizes_must_be_given_and_positive():
+    for sizes in ((), (0,), (3, 0), (5, -1, 1)):
+        with pytest.raises(ValueError, match=r"group sizes must be positive: \["):
+            ClassGrouper(group_sizes=sizes)
+    with pytest.raises(ValueError, match="bad forced_gt/tie_break: keep, lower_index"):
+        ClassGrouper(forced_gt="keep")
+
+
+def test_the_logic_records_are_frozen():
+    import dataclasses
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ClassGrouper().group_sizes = (1,)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        GroupLoss((1.0,), 3).reading = "log_sum"
+
+
+def test_the_class_count_of_the_param_str_is_checked():
+    grouper = ClassGrouper(group_sizes=(3, 1), num_classes="4")
+    assert grouper.num_classes == 4
+    grouper.check_classes(4)
+    with pytest.raises(ValueError, match="scores have 5 classes, param_str says 4"):
+        grouper.check_classes(5)
+    with pytest.raises(ValueError, match="2 classes cannot fill a top-3 group"):
+        ClassGrouper(group_sizes=(3, 1)).check_classes(2)
+
+
+def test_eq1_terms_default_to_the_chosen_reading():
+    from co2fi_layers.group_weighted_loss import group_loss_terms
+
+    logits = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
+    mask = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])
+    default = group_loss_terms(logits, mask)
+    chosen = group_loss_terms(logits, mask, readings.DEFAULT.group_loss)
+    other = next(r for r in readings.CHOICES["group_loss"] if r != readings.DEFAULT.group_loss)
+    assert np.array_equal(default[0], chosen[0]) and np.array_equal(default[1], chosen[1])
+    assert not np.allclose(default[0], group_loss_terms(logits, mask, other)[0])

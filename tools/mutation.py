@@ -42,11 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 #: Module -> the tests that exercise it.
 MODULES: dict[str, list[str]] = {
     "co2fi_layers/group_weighted_loss.py": ["tests/test_group_loss.py",
-                                            "tests/test_exact_values.py"],
+                                            "tests/test_exact_values.py",
+                                            "tests/test_layer_params.py"],
     "co2fi_tools/evaluation/classification.py": ["tests/test_classification.py",
                                                  "tests/test_exact_values.py"],
     "co2fi_layers/sampling.py": ["tests/test_data_sampling.py", "tests/test_exact_values.py"],
-    "co2fi_layers/group_forming.py": ["tests/test_class_groups.py", "tests/test_exact_values.py"],
+    "co2fi_layers/group_forming.py": ["tests/test_class_groups.py", "tests/test_exact_values.py",
+                                      "tests/test_layer_params.py"],
     "co2fi_tools/weights/stage_weights.py": ["tests/test_stage_weights.py",
                                              "tests/test_exact_values.py"],
     "co2fi_tools/safe_io.py": ["tests/test_faults_experiment.py", "tests/test_faults_extract.py"],
