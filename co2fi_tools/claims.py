@@ -54,6 +54,9 @@ CLAIMS: tuple[tuple[str, str, str, str, str], ...] = (
     ("co2fi+asyn>baseline+asyn", "CO2FI+ASYN (Δ = 5)", "Baseline+ASYN (Δ = 5)", "two-stream",
      "Table 2"),
 )
+#: Iterations of every single-stream stage of `make claims` (fusion stages: --fusion-iters).
+CLAIMS_ITERS = 1000
+CLAIMS_FUSION_ITERS = 200
 #: A difference counts when it exceeds this many standard errors (see ``verdict``).
 NOISE_Z = 2.0
 
@@ -233,12 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 (default 3)")
     ap.add_argument("--methods", nargs="+", default=list(ALL_METHODS), choices=ALL_METHODS,
                     help="rows to run (default: every row of Tables 1 and 2)")
-    ap.add_argument("--max-iter", type=int, default=1000,
-                    help="iterations of every single-stream stage (default %(default)s)")
-    ap.add_argument("--fusion-iters", type=int, default=200,
-                    help="iterations of each fusion stage (default %(default)s)")
+    ap.add_argument("--max-iter", type=int,
+                    help=f"iterations of every single-stream stage (default {CLAIMS_ITERS})")
+    ap.add_argument("--fusion-iters", type=int,
+                    help=f"iterations of each fusion stage (default {CLAIMS_FUSION_ITERS}, or "
+                         "--max-iter when that is given and smaller)")
     miniature.add_arguments(ap)
     args = ap.parse_args(argv)
+    miniature.resolve_sizes(args, CLAIMS_ITERS, CLAIMS_FUSION_ITERS)
     if args.seeds < 1:
         ap.error("--seeds must be >= 1")
     from co2fi_tools.stages import METHODS

@@ -49,14 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools/demo.py", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/demo", help="where everything goes")
     ap.add_argument("--methods", nargs="+", default=list(DEMO_METHODS), choices=list(METHODS))
-    ap.add_argument("--max-iter", type=int, default=DEMO_ITERS,
-                    help="iterations of every single-stream stage (default %(default)s)")
-    ap.add_argument("--fusion-iters", type=int, default=DEMO_FUSION_ITERS,
+    ap.add_argument("--max-iter", type=int,
+                    help=f"iterations of every single-stream stage (default {DEMO_ITERS})")
+    ap.add_argument("--fusion-iters", type=int,
                     help="iterations of the fusion stages, which start from trained towers and "
-                         "cost six towers a step (default %(default)s)")
+                         f"cost six towers a step (default {DEMO_FUSION_ITERS}, or --max-iter "
+                         "when that is given and smaller)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     miniature.add_arguments(ap)
     args = ap.parse_args(argv)
+    miniature.resolve_sizes(args, DEMO_ITERS, DEMO_FUSION_ITERS)
 
     from data_prep.splits import read_class_index
 

@@ -159,14 +159,19 @@ def _absolute_path(text: str) -> Path:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The options that make the miniature's data and trunk (claims and demo alike)."""
     ap.add_argument("--classes", type=int, default=Miniature.classes)
-    ap.add_argument("--clips-per-class", type=int, default=Miniature.clips_per_class)
+    ap.add_argument("--clips-per-class", type=int,
+                    help=f"default {Miniature.clips_per_class}")
     ap.add_argument("--frames", type=int, default=Miniature.frames)
     ap.add_argument("--flow", default=Miniature.flow, choices=["tvl1", "tvl1-fast", "farneback"],
                     help="TV-L1 with fewer scales and warps by default: full TV-L1 takes "
                     "about 40 s a synthetic clip on 2 cores")
-    ap.add_argument("--pretrain-iters", type=int, default=Pretraining.iters,
-                    help="iterations of the pretraining (0: no pretrained trunk, from scratch)")
-    ap.add_argument("--pretrain-clips", type=int, default=Pretraining.clips_per_class)
+    ap.add_argument("--pretrain-iters", type=int,
+                    help=f"iterations of the pretraining (default {Pretraining.iters}, or "
+                         "--max-iter when that is given and smaller: a quick run stays quick; "
+                         "0: no pretrained trunk, from scratch)")
+    ap.add_argument("--pretrain-clips", type=int,
+                    help=f"clips a pretraining class (default {Pretraining.clips_per_class}, or "
+                         "--clips-per-class when that is given and smaller)")
     ap.add_argument("--pretrain-cache", default=default_cache(), type=_absolute_path,
                     help="folder of the cached pretrained trunks (default %(default)s)")
     ap.add_argument("--dropout", type=float, default=MINIATURE_DROPOUT,
@@ -180,6 +185,27 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--gpu", type=int, default=-1, help="GPU id (default -1: the CPU)")
     ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
     ap.add_argument("--workers", type=int, default=2, help="extraction processes")
+
+
+def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
+                  default_fusion_iters: int) -> None:
+    """Fill the sizes left unset (in place): the run's own defaults, and the fusion stages and
+    the pretraining scaled down with a run the user made smaller (``--max-iter 3`` trains
+    every stage, the pretraining included, at most 3 iterations)."""
+    given_iters, given_clips = args.max_iter, args.clips_per_class
+    if args.max_iter is None:
+        args.max_iter = default_max_iter
+    if args.fusion_iters is None:
+        args.fusion_iters = (default_fusion_iters if given_iters is None
+                             else min(default_fusion_iters, given_iters))
+    if args.clips_per_class is None:
+        args.clips_per_class = Miniature.clips_per_class
+    if args.pretrain_iters is None:
+        args.pretrain_iters = (Pretraining.iters if given_iters is None
+                               else min(Pretraining.iters, given_iters))
+    if args.pretrain_clips is None:
+        args.pretrain_clips = (Pretraining.clips_per_class if given_clips is None
+                               else min(Pretraining.clips_per_class, given_clips))
 
 
 def from_arguments(args: argparse.Namespace) -> tuple[Miniature, Pretraining | None]:

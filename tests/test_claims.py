@@ -103,3 +103,27 @@ def test_class_kind_accuracy_comes_from_each_seeds_per_class_table(tmp_path: Pat
     markdown, summary = claims.summarise({}, 96, "# t", got)
     assert "| Baseline+SYN | 50.0 ± 35.4 | 37.5 ± 17.7 |" in markdown
     assert summary["class_kinds"] == got
+
+
+def test_a_run_made_smaller_scales_its_fusion_stages_and_pretraining_down() -> None:
+    import argparse
+
+    from co2fi_tools import miniature
+
+    def resolved(**given) -> argparse.Namespace:
+        args = argparse.Namespace(max_iter=None, fusion_iters=None, clips_per_class=None,
+                                  pretrain_iters=None, pretrain_clips=None)
+        vars(args).update(given)
+        miniature.resolve_sizes(args, 500, 100)
+        return args
+
+    quick = resolved(max_iter=3, clips_per_class=3)
+    assert (quick.max_iter, quick.fusion_iters, quick.pretrain_iters) == (3, 3, 3)
+    assert (quick.clips_per_class, quick.pretrain_clips) == (3, 3)
+    full = resolved()
+    assert (full.max_iter, full.fusion_iters) == (500, 100)
+    assert (full.pretrain_iters, full.pretrain_clips) == (4000, 40)
+    assert full.clips_per_class == 32
+    # what the user sets stays as set
+    own = resolved(max_iter=3, fusion_iters=50, pretrain_iters=0, pretrain_clips=5)
+    assert (own.fusion_iters, own.pretrain_iters, own.pretrain_clips) == (50, 0, 5)
