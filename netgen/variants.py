@@ -173,7 +173,7 @@ def variants(settings: Settings | None = None) -> list[Variant]:
                  ) -> caffe_pb2.NetParameter:
             return asynchronous_fusion_net(c, o, towers, delta, st.steps,
                                            synchronous=synchronous, config=config,
-                                           tower_lr_scale=scale)
+                                           tower_lr_scale=scale if o.train else 1.0)
 
         return Variant(
             fusion_name(family, c), "Table 2", description,
