@@ -14,7 +14,6 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
-from co2fi_layers.sampling import check_period_steps
 from netgen import names, paper
 from netgen.blocks import ELTWISE_SUM, TEST_ONLY, BuildContext, Scope, fc
 from netgen.coarse_to_fine import (
@@ -248,7 +247,7 @@ def validate_fusion(delta: int, steps: int, towers: str, centre: str) -> None:
     _check_stream(centre)
     if not isinstance(delta, int) or not 1 <= delta <= MAX_DELTA:
         raise ValueError(f"delta must be an integer in 1..{MAX_DELTA}, not {delta!r}")
-    check_period_steps(steps)  # the data layer samples periods of T steps: one rule for both
+    paper.check_period_steps(steps)  # the data layer samples periods of T steps: one rule for both
 
 
 def asynchronous_fusion_net(
