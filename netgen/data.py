@@ -17,6 +17,7 @@ from caffe.proto import caffe_pb2
 
 from netgen import names, paper
 from netgen.blocks import python_param
+from netgen.headings import block
 from netgen.names import channels, tower
 from netgen.presets import Preset
 
@@ -65,6 +66,7 @@ def input_layer(n: NetSpec, name: str, tops: Sequence[tuple[str, Sequence[int]]]
     return [n[top] for top, _ in tops]
 
 
+@block("Sec. 6.1 inputs: one clip a sample (data, label)")
 def clip_data(
     n: NetSpec, stream: str, paths: DataPaths, preset: Preset, data_source: str, batch: int
 ) -> tuple[Top, Top]:
@@ -82,6 +84,8 @@ def clip_data(
     return n.data, n.label
 
 
+@block(lambda a: (f"Sec. 5.1, Fig. 5 inputs: periods of {a['period_steps']} steps, "
+                  f"Delta={a['delta']} (label and one input a tower)"))
 def period_data(
     n: NetSpec, rgb_steps: Sequence[int], flow_steps: Sequence[int], paths: DataPaths,
     preset: Preset, data_source: str, batch: int, delta: int,
@@ -110,6 +114,7 @@ def period_data(
     return {name: n[name] for name, _ in inputs}, n.label
 
 
+@block("Deploy inputs: one Input layer a tower")
 def deploy_inputs(
     n: NetSpec, inputs: Sequence[tuple[str, str]], preset: Preset, batch: int
 ) -> dict[str, Top]:

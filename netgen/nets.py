@@ -31,6 +31,7 @@ from netgen.data import (
     period_data,
 )
 from netgen.fusion import as_map, asynchronous_integration, stream_wise_fusion
+from netgen.headings import block
 from netgen.presets import SMALL, Preset
 from netgen.readings import DEFAULT, Readings
 from netgen.trunks import cnn_m_2048_trunk, vgg16_trunk
@@ -128,6 +129,8 @@ def _finish(n: NetSpec, name: str, opt: NetOptions, test_batch: int) -> caffe_pb
     return net
 
 
+@block(lambda a: f"Classifier {a['name']} and its "
+       + ("softmax loss" if a["ctx"].train else "prob"))
 def _classifier(
     n: NetSpec, ctx: BuildContext, s: Scope, name: str, feature: Top, loss_weight: float = 1.0,
     accuracy: bool = True, prob: bool = True,
