@@ -233,7 +233,9 @@ def _prepare_foreign(dataset: str, root: Path, split: int, splits_dir: Path | No
                                                 num_classes, paper.GROUPER_DATA_FRACTION)
         except DataError as exc:
             raise ValueError(f"--lists: {exc}") from None
-        log(f"using {adopted.found.style} lists of {list_dir} as they are")
+        log(f"using {adopted.found.style} lists of {list_dir} as they are"
+            + (f"; class names from {adopted.class_names_from}" if adopted.class_names_from
+               else ""))
         source.update(adopted.found.data_params)
     elif splits_dir is None and all(p.exists() for p in _split_lists(root, split)):
         log(f"using the lists already in {lists_dir}")
