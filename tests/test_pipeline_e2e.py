@@ -81,10 +81,17 @@ def test_stages_scores_and_plots_are_written(demo_run: Path) -> None:
 
 
 def test_fusion_towers_start_from_the_trained_single_stream_nets(demo_run: Path) -> None:
-    log = (demo_run / "runs" / "co2fi_asyn_d5_rgb_centred" / "train.log").read_text()
+    # the warm-up phase (towers frozen) starts from the single-stream nets ...
+    runs = demo_run / "runs"
+    log = (runs / "co2fi_asyn_d5_rgb_centred_warmup" / "train.log").read_text()
     assert "copied  flow_t1/conv1_1 <- flow:conv1_1" in log
     assert "copied  rgb_t3/grouper_conv1 <- rgb_grouper:grouper_conv1" in log
     assert "copied  flow_t5/c2f_score_t3 <- flow:c2f_score_t3" in log
+    # ... and the joint phase from the warm-up's final weights, as they are
+    log = (runs / "co2fi_asyn_d5_rgb_centred" / "train.log").read_text()
+    warm = runs / "co2fi_asyn_d5_rgb_centred_warmup" / "final.caffemodel"
+    assert f"co2fi: initial weights {warm} (as they are)" in log
+    assert "copied  " not in log
     for stream in ("rgb", "flow"):
         log = (demo_run / "runs" / f"co2fi_{stream}" / "train.log").read_text()
         assert "copied  grouper_fc8 <- grouper:grouper_fc8" in log
