@@ -174,10 +174,10 @@ class Section:
 
     @property
     def ours_label(self) -> str:
-        """``UCF101 split 1``, with the class count when it is not the paper's."""
+        """``UCF101 split 1``, with the class count when it is not the paper's for that dataset
+        (``UCF101 split 1 (3 classes)``; other datasets are not the paper's anyway)."""
         label = f"{pt.dataset_label(self.our_dataset)} {pt.split_label(self.our_split)}"
-        shown = self.our_classes is not None and (self.our_dataset != self.paper_dataset
-                                                  or not self.same_classes)
+        shown = self.our_dataset == self.paper_dataset and not self.same_classes
         return f"{label} ({self.our_classes} classes)" if shown else label
 
     @property
