@@ -170,3 +170,17 @@ def test_a_classes_file_or_class_index_beside_the_lists_wins_over_the_tree(tmp_p
     lists.write_class_names(tmp_path / "l3", ["kept", "as", "is"])  # already there: kept
     foreign_lists.adopt_lists(mm, "ucf101", 1, tmp_path / "l3", mm / "rawframes", 3)
     assert lists.read_class_names(tmp_path / "l3") == ["kept", "as", "is"]
+
+
+def test_lists_already_in_the_dataset_folder_get_names_from_the_tree(tmp_path):
+    """A dataset folder whose lists/ someone filled by hand (co2fi's names, level-2 entries)."""
+    mm = _write_level2_tree(tmp_path / "mm")
+    root = tmp_path / "data"
+    (root / "lists").mkdir(parents=True)
+    for m in lists.MODALITIES:
+        for subset in lists.SUBSETS:
+            text = (mm / f"ucf101_{subset}_split_1_rawframes.txt").read_text()
+            (root / "lists" / lists.list_name(m, subset, 1)).write_text(text)
+    pipeline.prepare_dataset("ucf101", root, 1, None, None, mm / "rawframes", "tvl1", 1,
+                             num_classes=3, layout={"layout": "mmaction2"})
+    assert lists.read_class_names(root / "lists") == list(TREE_CLASSES)
