@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Rehearse the GPU machine's call HERE, in the userland of another Debian (`make gpu-rehearse`).
+#
+# The GPU machine (docs/GPU.md) runs Ubuntu 24.04: glibc 2.39, GCC 13/14's libstdc++, a venv of
+# the distribution's STATIC python3.12 (/opt/torch/.venv) with numpy and protobuf, CUDA 13.0 at
+# /usr/local/cuda-13.0 with cuBLAS and cuRAND in lib64. This script builds the nearest thing
+# Debian's archive and PyPI give, without touching this machine's system:
+#   - a debootstrapped Debian $SUITE (default trixie: glibc 2.41, g++ 14, a static python3.13
+#     with libpython3.13.so beside it, as Ubuntu has) in $CO2FI_CACHE/rehearse/$SUITE, once;
+#   - /opt/torch/.venv in it: numpy, protobuf, six, opencv-python-headless from PyPI (no torch);
+#   - /usr/local/cuda-13.0 in it: this machine's toolkit (nvcc) with cuBLAS/cuRAND/cudart from
+#     PyPI's CUDA 13 wheels laid over it (lib64, include), read-only;
+#   - no GPU: no /dev/nvidia*, no libcuda, no nvidia-smi;
+#   - a fresh clone of this repo's HEAD at /work/repo with the carried paths copied in (.device:
+#     tools/gpu/make_bundle.sh's output, made here first if missing).
+# Then, in a private mount and PID namespace chrooted there, the GPU machine's exact command:
+#   cd /work/repo && CO2FI_DEADLINE_S=480 OUT=/out bash tools/gpu/run_on_device.sh all
+# $OUT comes back in $CO2FI_REHEARSE_OUT (default $CO2FI_CACHE/rehearse/out-$SUITE).
+#
+# Usage: tools/gpu/rehearse_chroot.sh [--suite trixie] [--shell] [-- CMD...]
+#   --shell   an interactive shell in the prepared chroot instead of the command
+#   -- CMD    run CMD (bash -c) in /work/repo instead of run_on_device.sh
+# Needs root, debootstrap, network to Debian's archive and PyPI (the first time only).
+# Environment: CO2FI_CACHE, CO2FI_DEADLINE_S (default 480), CO2FI_REHEARSE_KEEP_PREFIX=1 keeps
+# /opt/co2fi of the last run (a warm machine: the build is skipped), CO2FI_DEBIAN_MIRROR.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+suite=trixie
+shell=0
+cmd=""
+die() { echo "rehearse_chroot: error: $*" >&2; exit 1; }
+say() { echo "rehearse_chroot: [$(date +%H:%M:%S)] $*" >&2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --suite) suite=$2; shift 2 ;;
+    --shell) shell=1; shift ;;
+    --) shift; cmd="$*"; break ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, mounts, chroot)"
+for tool in debootstrap unshare chroot git python3; do
+  command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install debootstrap)"
+done
+cache=${CO2FI_CACHE:-$HOME/.cache/co2fi}
+base=$cache/rehearse
+root=$base/$suite
+mirror=${CO2FI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+host_cuda=${CO2FI_HOST_CUDA:-/usr/local/cuda-13.0}
+out=${CO2FI_REHEARSE_OUT:-$base/out-$suite}
+[ -x "$host_cuda/bin/nvcc" ] || die "no nvcc in $host_cuda (CO2FI_HOST_CUDA): the build needs it"
+mkdir -p "$base"
+
+# ---- 1. The userland (once) ---------------------------------------------------------------
+PACKAGES=gcc,g++,cmake,make,python3,python3-dev,python3-venv,python3-pip,xz-utils,git,ca-certificates,gdb,patch,file,binutils,procps
+if [ ! -f "$root/.co2fi-base" ]; then
+  say "debootstrap $suite into $root (once; a few minutes)"
+  rm -rf "$root.tmp"
+  debootstrap --variant=minbase --include="$PACKAGES" "$suite" "$root.tmp" "$mirror" \
+    > "$base/debootstrap-$suite.log" 2>&1 || die "debootstrap failed: $base/debootstrap-$suite.log"
+  rm -rf "$root" && mv "$root.tmp" "$root"
+  echo "$suite $PACKAGES" > "$root/.co2fi-base"
+fi
+in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
+venv=/opt/torch/.venv
+if [ ! -f "$root/.co2fi-venv" ]; then
+  say "$venv in the chroot: numpy, protobuf, six, opencv-python-headless (PyPI)"
+  mount --bind /proc "$root/proc"
+  trap 'umount "$root/proc" 2>/dev/null || true' EXIT
+  in_root python3 -m venv "$venv" || die "python3 -m venv failed in the chroot"
+  in_root "$venv/bin/python" -m pip install -q numpy protobuf six opencv-python-headless \
+    || die "pip install in the chroot failed"
+  umount "$root/proc"; trap - EXIT
+  touch "$root/.co2fi-venv"
+fi
+
+# ---- 2. CUDA 13: this machine's nvcc + PyPI's cuBLAS/cuRAND/cudart as the toolkit's lib64 ----
+wheels=$base/wheels
+cudalay=$base/cuda13-wheels
+if [ ! -f "$cudalay/.done" ]; then
+  say "cuBLAS/cuRAND/cudart for CUDA 13 from PyPI (once; about 520 MB)"
+  mkdir -p "$wheels"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+    --platform manylinux2014_x86_64 -d "$wheels" nvidia-cublas nvidia-curand nvidia-cuda-runtime \
+    || die "pip download of the CUDA 13 wheels failed"
+  rm -rf "$cudalay.tmp" && mkdir -p "$cudalay.tmp/x" "$cudalay.tmp/lay/lib64" "$cudalay.tmp/lay/include"
+  for w in "$wheels"/nvidia_cublas-*.whl "$wheels"/nvidia_curand-*.whl "$wheels"/nvidia_cuda_runtime-*.whl; do
+    python3 -m zipfile -e "$w" "$cudalay.tmp/x" || die "cannot unpack $w"
+  done
+  for d in "$cudalay.tmp"/x/nvidia/*/lib "$cudalay.tmp"/x/nvidia/*/*/lib; do
+    [ -d "$d" ] && cp -a "$d"/. "$cudalay.tmp/lay/lib64/"
+  done
+  for d in "$cudalay.tmp"/x/nvidia/*/include "$cudalay.tmp"/x/nvidia/*/*/include; do
+    [ -d "$d" ] && cp -an "$d"/. "$cudalay.tmp/lay/include/"
+  done
+  (cd "$cudalay.tmp/lay/lib64" && for l in cublas cublasLt curand; do
+     so=$(ls lib$l.so.* | head -1); [ -n "$so" ] || exit 1; ln -sfn "$so" lib$l.so; done) \
+    || die "the CUDA 13 wheels lack cuBLAS or cuRAND"
+  rm -rf "$cudalay.tmp/x" "$cudalay" && mv "$cudalay.tmp/lay" "$cudalay" && rm -rf "$cudalay.tmp"
+  touch "$cudalay/.done"
+fi
+
+# ---- 3. A fresh clone with what the device tool carries ------------------------------------
+[ -f "$repo/.device/deps.tar.xz" ] || { say "no .device bundle: tools/gpu/make_bundle.sh";
+  "$repo/tools/gpu/make_bundle.sh" >&2 || die "make_bundle.sh failed"; }
+work=$root/work/repo
+rm -rf "$root/work" && mkdir -p "$root/work"
+git clone -q --no-hardlinks "$repo" "$work" || die "git clone of $repo failed"
+say "fresh clone of $(git -C "$work" rev-parse --short HEAD) at /work/repo"
+[ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ] \
+  && say "note: $repo has uncommitted changes; the clone has HEAD only"
+cp -a "$repo/.device" "$work/.device"
+[ "${CO2FI_REHEARSE_KEEP_PREFIX:-0}" = 1 ] || rm -rf "$root/opt/co2fi"
+rm -rf "$out" && mkdir -p "$out"
+
+# ---- 4. The call: private mounts, no GPU, the GPU machine's command ------------------------
+deadline=${CO2FI_DEADLINE_S:-480}
+[ -n "$cmd" ] || cmd="CO2FI_DEADLINE_S=$deadline bash tools/gpu/run_on_device.sh all"
+[ "$shell" = 1 ] && cmd="exec bash -i"
+ls /dev/nvidia* >/dev/null 2>&1 && say "note: this machine has /dev/nvidia*; the chroot does not"
+say "running in $suite ($(in_root /usr/bin/ldd --version | head -1 | awk '{print $NF}') glibc, \
+$(in_root "$venv/bin/python" --version)): $cmd"
+t0=$(date +%s)
+set +e
+ROOT=$root HOST_CUDA=$host_cuda CUDALAY=$cudalay OUTDIR=$out CMD=$cmd VENV=$venv \
+  unshare --mount --pid --fork --mount-proc bash -c '
+set -euo pipefail
+mount --make-rprivate /
+mount -t proc proc "$ROOT/proc"
+mount -t tmpfs tmpfs "$ROOT/dev"
+for d in null zero full random urandom tty; do
+  touch "$ROOT/dev/$d"; mount --bind "/dev/$d" "$ROOT/dev/$d"
+done
+mkdir -p "$ROOT/dev/shm" "$ROOT/dev/pts" && mount -t tmpfs tmpfs "$ROOT/dev/shm"
+ln -s /proc/self/fd "$ROOT/dev/fd"
+mount -t tmpfs tmpfs "$ROOT/tmp"
+mkdir -p "$ROOT/usr/local/cuda-13.0" "$ROOT/out"
+mount -t overlay overlay -o "lowerdir=$CUDALAY:$HOST_CUDA" "$ROOT/usr/local/cuda-13.0"
+ln -sfn cuda-13.0 "$ROOT/usr/local/cuda"
+mount --bind "$OUTDIR" "$ROOT/out"
+exec chroot "$ROOT" /usr/bin/env -i HOME=/root TERM=${TERM:-dumb} OUT=/out \
+  PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+  VIRTUAL_ENV="$VENV" bash -c "cd /work/repo && $CMD"
+'
+rc=$?
+set -e
+say "rc $rc in $(( $(date +%s) - t0 )) s; \$OUT: $out ($(ls "$out" | tr '\n' ' '))"
+exit "$rc"
