@@ -8,8 +8,8 @@
 #   - a debootstrapped Debian $SUITE (default trixie: glibc 2.41, g++ 14, a static python3.13
 #     with libpython3.13.so beside it, as Ubuntu has) in $CO2FI_CACHE/rehearse/$SUITE, once;
 #   - /opt/torch/.venv in it: numpy, protobuf, six, opencv-python-headless from PyPI (no torch);
-#   - /usr/local/cuda-13.0 in it: this machine's toolkit (nvcc) with cuBLAS/cuRAND/cudart from
-#     PyPI's CUDA 13 wheels laid over it (lib64, include), read-only;
+#   - /usr/local/cuda-13.0 in it: this machine's toolkit (nvcc, cudart 13.0) with cuBLAS and
+#     cuRAND from PyPI's CUDA 13 wheels laid over it (lib64, include), read-only;
 #   - no GPU: no /dev/nvidia*, no libcuda, no nvidia-smi;
 #   - a fresh clone of this repo's HEAD at /work/repo with the carried paths copied in (.device:
 #     tools/gpu/make_bundle.sh's output, made here first if missing).
@@ -64,17 +64,23 @@ if [ ! -f "$root/.co2fi-base" ]; then
   echo "$suite $PACKAGES" > "$root/.co2fi-base"
 fi
 in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
-cp /etc/resolv.conf "$root/etc/resolv.conf"
-[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
 venv=/opt/torch/.venv
 if [ ! -f "$root/.co2fi-venv" ]; then
-  say "$venv in the chroot: numpy, protobuf, six, opencv-python-headless (PyPI)"
-  mount --bind /proc "$root/proc"
-  trap 'umount "$root/proc" 2>/dev/null || true' EXIT
+  # Wheels fetched here by this machine's pip (its certificates and index settings), for the
+  # chroot's Python; installed there with no network.
+  pyv=$(in_root python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  say "$venv in the chroot (Python $pyv): numpy, protobuf, six, opencv-python-headless (PyPI)"
+  pyw=$base/py$pyv-wheels
+  mkdir -p "$pyw"
+  python3 -m pip download -q --only-binary=:all: --python-version "$pyv" --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 -d "$pyw" numpy protobuf six opencv-python-headless \
+    || die "pip download of the chroot's wheels failed"
+  rm -rf "$root/tmp/wheels" && cp -a "$pyw" "$root/tmp/wheels"
   in_root python3 -m venv "$venv" || die "python3 -m venv failed in the chroot"
-  in_root "$venv/bin/python" -m pip install -q numpy protobuf six opencv-python-headless \
-    || die "pip install in the chroot failed"
-  umount "$root/proc"; trap - EXIT
+  in_root "$venv/bin/python" -m pip install -q --no-index --find-links /tmp/wheels numpy \
+    protobuf six opencv-python-headless || die "pip install in the chroot failed"
+  rm -rf "$root/tmp/wheels"
   touch "$root/.co2fi-venv"
 fi
 
@@ -82,14 +88,15 @@ fi
 wheels=$base/wheels
 cudalay=$base/cuda13-wheels
 if [ ! -f "$cudalay/.done" ]; then
-  say "cuBLAS/cuRAND/cudart for CUDA 13 from PyPI (once; about 520 MB)"
+  say "cuBLAS/cuRAND for CUDA 13 from PyPI (once; about 520 MB)"
   mkdir -p "$wheels"
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
     --platform manylinux2014_x86_64 -d "$wheels" nvidia-cublas nvidia-curand nvidia-cuda-runtime \
     || die "pip download of the CUDA 13 wheels failed"
   rm -rf "$cudalay.tmp" && mkdir -p "$cudalay.tmp/x" "$cudalay.tmp/lay/lib64" "$cudalay.tmp/lay/include"
-  for w in "$wheels"/nvidia_cublas-*.whl "$wheels"/nvidia_curand-*.whl "$wheels"/nvidia_cuda_runtime-*.whl; do
+  # cuBLAS and cuRAND only: cudart (and its headers) stay the toolkit's, as on the GPU machine.
+  for w in "$wheels"/nvidia_cublas-*.whl "$wheels"/nvidia_curand-*.whl; do
     python3 -m zipfile -e "$w" "$cudalay.tmp/x" || die "cannot unpack $w"
   done
   for d in "$cudalay.tmp"/x/nvidia/*/lib "$cudalay.tmp"/x/nvidia/*/*/lib; do
