@@ -84,7 +84,7 @@ if [ ! -f "$root/.co2fi-venv" ]; then
   touch "$root/.co2fi-venv"
 fi
 
-# ---- 2. CUDA 13: this machine's nvcc + PyPI's cuBLAS/cuRAND/cudart as the toolkit's lib64 ----
+# ---- 2. CUDA 13: this machine's nvcc + PyPI's cuBLAS/cuRAND as the toolkit's lib64 ----
 wheels=$base/wheels
 cudalay=$base/cuda13-wheels
 if [ ! -f "$cudalay/.done" ]; then
@@ -92,7 +92,7 @@ if [ ! -f "$cudalay/.done" ]; then
   mkdir -p "$wheels"
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-    --platform manylinux2014_x86_64 -d "$wheels" nvidia-cublas nvidia-curand nvidia-cuda-runtime \
+    --platform manylinux2014_x86_64 -d "$wheels" nvidia-cublas nvidia-curand \
     || die "pip download of the CUDA 13 wheels failed"
   rm -rf "$cudalay.tmp" && mkdir -p "$cudalay.tmp/x" "$cudalay.tmp/lay/lib64" "$cudalay.tmp/lay/include"
   # cuBLAS and cuRAND only: cudart (and its headers) stay the toolkit's, as on the GPU machine.
