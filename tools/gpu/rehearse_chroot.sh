@@ -5,9 +5,11 @@
 # the distribution's STATIC python3.12 (/opt/torch/.venv) with numpy and protobuf, CUDA 13.0 at
 # /usr/local/cuda-13.0 with cuBLAS and cuRAND in lib64. This script builds the nearest thing
 # Debian's archive and PyPI give, without touching this machine's system:
-#   - a debootstrapped Debian $SUITE (default trixie: glibc 2.41, g++ 14, a static python3.13
-#     with libpython3.13.so beside it, as Ubuntu has) in $CO2FI_CACHE/rehearse/$SUITE, once;
-#   - /opt/torch/.venv in it: numpy, protobuf, six, opencv-python-headless from PyPI (no torch);
+#   - a debootstrapped Debian $SUITE (default trixie: glibc 2.41, g++ 14) in
+#     $CO2FI_CACHE/rehearse/$SUITE, once;
+#   - a static python3.12 linked there (see below) with its libpython3.12.so beside it, as
+#     Ubuntu has, and /opt/torch/.venv of it: numpy, protobuf, six, opencv-python-headless
+#     from PyPI (no torch);
 #   - /usr/local/cuda-13.0 in it: this machine's toolkit (nvcc, cudart 13.0) with cuBLAS and
 #     cuRAND from PyPI's CUDA 13 wheels laid over it (lib64, include), read-only;
 #   - no GPU: no /dev/nvidia*, no libcuda, no nvidia-smi;
@@ -64,24 +66,43 @@ if [ ! -f "$root/.co2fi-base" ]; then
   echo "$suite $PACKAGES" > "$root/.co2fi-base"
 fi
 in_root() { chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+# The GPU machine's interpreter is a STATIC python3.12 (the runtime linked into the executable,
+# its symbols exported) with a libpython3.12.so beside it, which pycaffe links: two copies of
+# the runtime in one process. Debian has no Python 3.12 (bookworm 3.11, trixie 3.13, which
+# Boost.Python 1.74 cannot build for) and nothing can be downloaded from python.org, so the
+# static interpreter is linked IN the chroot (its gcc, its glibc) from this machine's pyenv
+# 3.12 build (libpython3.12.a + python.o), at the same path; its libpython3.12.so stays beside
+# it, as Ubuntu's does.
+pysrc=${CO2FI_REHEARSE_PY312:-$(ls -d "$HOME"/.pyenv/versions/3.12* 2>/dev/null | tail -1 || true)}
+pycfg=$pysrc/lib/python3.12/config-3.12-x86_64-linux-gnu
+[ -f "$pycfg/libpython3.12.a" ] && [ -f "$pycfg/python.o" ] \
+  || die "no Python 3.12 build with libpython3.12.a and python.o (CO2FI_REHEARSE_PY312='$pysrc')"
 venv=/opt/torch/.venv
-if [ ! -f "$root/.co2fi-venv" ]; then
-  # Wheels fetched here by this machine's pip (its certificates and index settings), for the
-  # chroot's Python; installed there with no network.
-  pyv=$(in_root python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  say "$venv in the chroot (Python $pyv): numpy, protobuf, six, opencv-python-headless (PyPI)"
-  pyw=$base/py$pyv-wheels
+if [ ! -f "$root/.co2fi-venv" ] || [ "$(cat "$root/.co2fi-venv")" != "$pysrc" ]; then
+  say "static python3.12 in the chroot from $pysrc; $venv: numpy, protobuf, six, opencv-python-headless"
+  rm -rf "$root$pysrc" && mkdir -p "$root$pysrc"
+  tar -C "$pysrc" -cf - --exclude=./lib/python3.12/test --exclude=./lib/python3.12/site-packages \
+    --exclude='__pycache__' . | tar -C "$root$pysrc" -xf -
+  mkdir -p "$root$pysrc/lib/python3.12/site-packages"
+  in_root gcc -o "$pysrc/bin/python3.12" "$pycfg/python.o" "$pycfg/libpython3.12.a" -ldl -lm \
+    -lpthread -lutil -Xlinker -export-dynamic || die "linking a static python3.12 in the chroot failed"
+  in_root /usr/bin/ldd "$pysrc/bin/python3.12" | grep -q libpython \
+    && die "the chroot's python3.12 links libpython (it should be static)"
+  # Wheels fetched here by this machine's pip (its certificates and index settings); installed
+  # in the chroot with no network.
+  pyw=$base/py312-wheels
   mkdir -p "$pyw"
-  python3 -m pip download -q --only-binary=:all: --python-version "$pyv" --implementation cp \
+  python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d "$pyw" numpy protobuf six opencv-python-headless \
     || die "pip download of the chroot's wheels failed"
-  rm -rf "$root/tmp/wheels" && cp -a "$pyw" "$root/tmp/wheels"
-  in_root python3 -m venv "$venv" || die "python3 -m venv failed in the chroot"
-  in_root "$venv/bin/python" -m pip install -q --no-index --find-links /tmp/wheels numpy \
-    protobuf six opencv-python-headless || die "pip install in the chroot failed"
+  rm -rf "$root/tmp/wheels" "$root$venv" && cp -a "$pyw" "$root/tmp/wheels"
+  in_root "$pysrc/bin/python3.12" -m venv "$venv" || die "venv failed in the chroot"
+  in_root "$venv/bin/python" -m pip install -q --no-index \
+    --find-links /tmp/wheels numpy protobuf six opencv-python-headless \
+    || die "pip install in the chroot failed"
   rm -rf "$root/tmp/wheels"
-  touch "$root/.co2fi-venv"
+  echo "$pysrc" > "$root/.co2fi-venv"
 fi
 
 # ---- 2. CUDA 13: this machine's nvcc + PyPI's cuBLAS/cuRAND as the toolkit's lib64 ----
