@@ -6,9 +6,12 @@
 #   all = build,check,bench,claims; any comma-separated subset (and `data`) runs those only.
 #
 # Phases, in order of what matters most if time runs out:
-#   build  tools/gpu/device_build.sh with every core: Boost.Python for the device's python3,
-#          our CUDA Caffe (sm_90 + PTX) from the bundle (skipped when this machine already has
-#          the build: a warm machine); then `caffe device_query` and the smoke test
+#   build  with .device/runtime.tar.xz (tools/gpu/make_runtime.sh, made here): unpack it
+#          (tools/gpu/use_runtime.sh): our CUDA Caffe, its libraries, glibc and a Python, only
+#          the driver and CUDA 13's cudart/cuBLAS/cuRAND taken from this machine; without it (or
+#          CO2FI_BUILD_ON_DEVICE=1): tools/gpu/device_build.sh with every core from the bundle
+#          (Boost.Python for the device's python3, our CUDA Caffe for sm_90 + PTX; skipped when
+#          this machine already has the build). Then `caffe device_query` and the smoke test
 #   check  (a) tools/gpu/check_gpu_vs_cpu.py: every small-preset net forward + backward in GPU
 #          mode against CPU mode (same weights and inputs; Python layers inside; tolerance:
 #          rel. L2 <= 1e-4 and max rel. <= 1e-3, or max abs <= 1e-7), then (b) CO2FI_TRAIN_ITERS
@@ -64,7 +67,8 @@ say "phases $phases; repo $repo (git $(git -C "$repo" rev-parse --short HEAD 2>/
   echo "== tools"; command -v nvcc && nvcc --version | tail -2; cmake --version | head -1
   g++ --version | head -1
   echo "== python"; python3 --version; python3 -m pip list 2>/dev/null \
-    | grep -iE '^(torch|numpy|protobuf|six|opencv|h5py|nvidia-(cublas|curand|cudnn))' || true
+    | grep -iE '^(torch|numpy|protobuf|six|opencv|h5py|scipy|scikit-learn|matplotlib|tqdm|nvidia-(cublas|curand|cudnn))' || true
+  echo "== libraries"; ls /usr/local/cuda*/lib64/lib{cudart,cublas,curand}.so.* 2>&1; ldconfig -p | grep -E 'libcuda\.so|libnvidia-ptxjit' 
 } > "$logs/machine.txt" 2>&1
 head -20 "$logs/machine.txt"
 
@@ -81,7 +85,18 @@ if [ "$gpu" = 0 ]; then
 fi
 python3 -c 'import torch' > /dev/null 2>&1 && has_torch=1 || has_torch=0
 
-if has build; then
+# This machine's own python3 (PyTorch's): the bench's PyTorch runs and the data phase use it.
+export CO2FI_HOST_PYTHON=${CO2FI_HOST_PYTHON:-$(command -v python3 || true)}
+
+if has build && [ -f "$repo/.device/runtime.tar.xz" ] && [ "${CO2FI_BUILD_ON_DEVICE:-0}" != 1 ]; then
+  # The runtime made here (tools/gpu/make_runtime.sh): nothing compiled on this machine, nothing
+  # of its userland used but the driver and the CUDA libraries.
+  begin "build: none; the carried runtime .device/runtime.tar.xz (tools/gpu/use_runtime.sh)"
+  timeout 180 tools/gpu/use_runtime.sh --prefix "$prefix"
+  rc=$?
+  end runtime $rc
+  [ $rc = 0 ] || { status=1; rm -f "$prefix/env.sh"; say "runtime FAILED (rc $rc)"; }
+elif has build; then
   begin "build: tools/gpu/device_build.sh ($(nproc) jobs)"
   if [ -f "$prefix/env.sh" ] && (source "$prefix/env.sh" && python3 tools/gpu/smoke_caffe.py \
       --mode "$mode" >/dev/null 2>&1); then
@@ -209,7 +224,7 @@ if has data; then
   begin "data: data layer with $workers workers against the GPU's images/s ($t s at most)"
   bench_json=()
   [ -f "$out/gpu-bench.json" ] && bench_json=(--gpu-bench "$out/gpu-bench.json")
-  timeout "$t" python3 tools/bench_data.py --layer-only --workers "$workers" --seconds 6 \
+  timeout "$t" env -u PYTHONPATH -u LD_LIBRARY_PATH "$CO2FI_HOST_PYTHON" tools/bench_data.py --layer-only --workers "$workers" --seconds 6 \
     --work /tmp/co2fi-bench-data "${bench_json[@]}" > "$out/gpu-data.txt" 2>&1
   rc=$?; end data $rc
   cat "$out/gpu-data.txt"
