@@ -49,7 +49,8 @@ def test_make_bundle_dry_run_lists_caffe_build_dependencies() -> None:
 
 def test_device_scripts_parse() -> None:
     for script in ("make_bundle.sh", "device_build.sh", "run_on_device.sh", "rehearse_local.sh",
-                   "diagnose_pycaffe.sh"):
+                   "diagnose_pycaffe.sh", "drop_system_libs.sh", "rehearse_chroot.sh",
+                   "make_runtime.sh", "use_runtime.sh"):
         p = run(["bash", "-n", str(GPU_TOOLS / script)])
         assert p.returncode == 0, f"{script}: {p.stderr}"
         text = (GPU_TOOLS / script).read_text()
@@ -238,3 +239,24 @@ def test_drop_system_libs_keeps_what_the_system_lacks(tmp_path: Path) -> None:
     p = subprocess.run([str(GPU_TOOLS / "drop_system_libs.sh"), str(tmp_path / "nope"), str(lst)],
                        input="", capture_output=True, text=True)
     assert p.returncode == 1 and "no folder" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_use_runtime_says_in_one_line_when_there_is_no_runtime(tmp_path: Path) -> None:
+    p = run(["bash", str(GPU_TOOLS / "use_runtime.sh"), "--prefix", str(tmp_path / "p"),
+             "--runtime", str(tmp_path / "none.tar.xz")])
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == [
+        f"use_runtime: error: no runtime at {tmp_path / 'none.tar.xz'} "
+        "(tools/gpu/make_runtime.sh makes it here)"]
+
+
+def test_run_on_device_without_a_gpu_says_what_it_skips(tmp_path: Path) -> None:
+    # No GPU and no build: the rehearsal line, then one line saying nothing else can run.
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "HOME": str(tmp_path),
+           "CO2FI_PREFIX": str(tmp_path / "prefix"), "CO2FI_DEADLINE_S": "30"}
+    p = subprocess.run(["bash", str(GPU_TOOLS / "run_on_device.sh"), "check"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 1
+    assert "no GPU visible (nvidia-smi -L fails): a rehearsal" in p.stdout
+    assert "no build at" in p.stdout and "nothing else can run" in p.stdout
+    assert (tmp_path / "out" / "run_on_device.log").exists()
