@@ -115,21 +115,28 @@ for pass in 1 2 3; do
     while read -r name arrow path rest; do
       [ "$arrow" = "=>" ] || continue
       [[ "$name" =~ $HOST_LIBS ]] && continue
-      [ "$path" = "not" ] && { [[ "$name" =~ $HOST_LIBS ]] || say "warning: $inside needs $name: not found"; continue; }
-      [ -e "$R/lib/$name" ] && continue
-      [ "$name" = "$(basename "${ldlib%.so}").so.1.0" ] && continue
-      cp -L "$root$path" "$R/lib/$name" && added=$((added + 1))
+      if [ "$path" = "not" ]; then
+        # numpy's own libraries are found through their $ORIGIN paths, not from this copy.
+        case "$inside" in */site-packages/*) ;; *) say "warning: $inside needs $name: not found" ;; esac
+        continue
+      fi
+      if [ -e "$R/lib/$name" ] || [ "$name" = "$(basename "${ldlib%.so}").so.1.0" ]; then continue; fi
+      case "$path" in */site-packages/*) continue ;; esac
+      cp -L "$root$path" "$R/lib/$name"
+      added=$((added + 1))
     done < <(run env LD_LIBRARY_PATH="$ld_path:$libdir" ldd "/tmp/co2fi-ldd.$$" 2>/dev/null || true)
     rm -f "$tmp"
   done
-  [ "$added" = 0 ] && break
+  if [ "$added" = 0 ]; then break; fi
 done
 loader=$(run sh -c 'readlink -f /lib64/ld-linux-x86-64.so.2')
 cp -L "$root$loader" "$R/lib/ld-linux-x86-64.so.2"
 # glibc's pieces that are loaded by name, not listed by ldd of these files.
 for l in libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libutil.so.1 libresolv.so.2; do
-  [ -e "$R/lib/$l" ] || { p=$(run sh -c "ldconfig -p | awk '/^\t$l /{print \$NF; exit}'"); \
-    [ -n "$p" ] && cp -L "$root$p" "$R/lib/$l"; }
+  if [ ! -e "$R/lib/$l" ]; then
+    p=$(run /sbin/ldconfig -p | awk -v l="$l" '$1 == l {print $NF; exit}')
+    if [ -n "$p" ]; then cp -L "$root$p" "$R/lib/$l"; else say "warning: no $l in $root"; fi
+  fi
 done
 
 # ---- Stripped; RPATHs and interpreters ------------------------------------------------------
@@ -153,7 +160,7 @@ for f in $(elfs); do
 done
 # The CUDA libraries the runtime's files need (use_runtime.sh links the GPU machine's).
 for f in $(elfs); do patchelf --print-needed "$f" 2>/dev/null || true; done \
-  | grep -E "$HOST_LIBS" | grep -v '^libcuda\.' | sort -u > "$R/cuda-needed.txt"
+  | { grep -E "$HOST_LIBS" || true; } | { grep -v '^libcuda\.' || true; } | sort -u > "$R/cuda-needed.txt"
 echo "$rt" > "$R/RT_PATH"
 {
   echo "# co2fi GPU runtime, made $(date -u +%FT%TZ) by tools/gpu/make_runtime.sh; unpack at $rt"
@@ -163,6 +170,6 @@ echo "$rt" > "$R/RT_PATH"
 } > "$R/MANIFEST.txt"
 mkdir -p "$(dirname "$out")"
 say "packing $(du -sh "$R" | cut -f1) into $out"
-tar -C "$stage" -cf - rt | xz -T2 -9 > "$out.tmp" && mv "$out.tmp" "$out"
+tar -C "$stage" -cf - rt | xz -T2 -8 > "$out.tmp" && mv "$out.tmp" "$out"
 bytes=$(stat -c %s "$out")
 echo "runtime: $out, $bytes bytes ($(( (bytes + 1048575) / 1048576 )) MiB), unpacked $(du -sb "$R" | cut -f1) bytes"
