@@ -114,7 +114,7 @@ for pass in 1 2 3; do
     cp "$f" "$tmp"
     while read -r name arrow path rest; do
       [ "$arrow" = "=>" ] || continue
-      [[ "$name" =~ $HOST_LIBS ]] && continue
+      if [[ "$name" =~ $HOST_LIBS ]]; then echo "$name" >> "$stage/cuda-ldd.txt"; continue; fi
       if [ "$path" = "not" ]; then
         # numpy's own libraries are found through their $ORIGIN paths, not from this copy.
         case "$inside" in */site-packages/*) ;; *) say "warning: $inside needs $name: not found" ;; esac
@@ -159,7 +159,9 @@ for f in $(elfs); do
   fi
 done
 # The CUDA libraries the runtime's files need (use_runtime.sh links the GPU machine's).
-for f in $(elfs); do patchelf --print-needed "$f" 2>/dev/null || true; done \
+# (ldd's names too: libcublas.so.13 needs libcublasLt.so.13.)
+touch "$stage/cuda-ldd.txt"
+{ cat "$stage/cuda-ldd.txt"; for f in $(elfs); do patchelf --print-needed "$f" 2>/dev/null || true; done; } \
   | { grep -E "$HOST_LIBS" || true; } | { grep -v '^libcuda\.' || true; } | sort -u > "$R/cuda-needed.txt"
 echo "$rt" > "$R/RT_PATH"
 {

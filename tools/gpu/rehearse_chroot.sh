@@ -13,8 +13,9 @@
 #   - /usr/local/cuda-13.0 in it: this machine's toolkit (nvcc, cudart 13.0) with cuBLAS and
 #     cuRAND from PyPI's CUDA 13 wheels laid over it (lib64, include), read-only;
 #   - no GPU: no /dev/nvidia*, no libcuda, no nvidia-smi;
-#   - a fresh clone of this repo's HEAD at /work/repo with the carried paths copied in (.device:
-#     tools/gpu/make_bundle.sh's output, made here first if missing).
+#   - a fresh clone of this repo's HEAD at /work/repo with the carried paths copied in
+#     (CO2FI_REHEARSE_CARRY: .device/runtime.tar.xz when tools/gpu/make_runtime.sh made one,
+#     else .device, tools/gpu/make_bundle.sh's output, made here first if missing).
 # Then, in a private mount and PID namespace chrooted there, the GPU machine's exact command:
 #   cd /work/repo && CO2FI_DEADLINE_S=470 OUT=/out bash tools/gpu/run_on_device.sh all
 # (470 s as on the GPU machine once the CUDA build is in the chroot's cache, see step 3).
@@ -143,7 +144,15 @@ git clone -q --no-hardlinks "$repo" "$work" || die "git clone of $repo failed"
 say "fresh clone of $(git -C "$work" rev-parse --short HEAD) at /work/repo"
 [ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ] \
   && say "note: $repo has uncommitted changes; the clone has HEAD only"
-cp -a "$repo/.device" "$work/.device"
+# What the device tool carries: the runtime alone when there is one, else the bundle.
+carry=${CO2FI_REHEARSE_CARRY:-}
+if [ -z "$carry" ]; then
+  if [ -f "$repo/.device/runtime.tar.xz" ]; then carry=.device/runtime.tar.xz; else carry=.device; fi
+fi
+for c in $carry; do
+  mkdir -p "$work/$(dirname "$c")" && cp -a "$repo/$c" "$work/$c"
+done
+say "carried: $carry ($(du -sh --apparent-size "$work" --exclude=.git | cut -f1) with the tree)"
 # A fresh machine each call, as the device tool's: /opt/co2fi goes, but for install_caffe.sh's
 # cache of finished builds (keyed by every input), which spares the 10-40 min CUDA compile on 2
 # cores after the first rehearsal; device_build.sh still runs every other step.
