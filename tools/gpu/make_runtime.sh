@@ -162,7 +162,8 @@ done
 # (ldd's names too: libcublas.so.13 needs libcublasLt.so.13.)
 touch "$stage/cuda-ldd.txt"
 { cat "$stage/cuda-ldd.txt"; for f in $(elfs); do patchelf --print-needed "$f" 2>/dev/null || true; done; } \
-  | { grep -E "$HOST_LIBS" || true; } | { grep -v '^libcuda\.' || true; } | sort -u > "$R/cuda-needed.txt"
+  | { grep -E "$HOST_LIBS" || true; } | { grep -v '^libcuda\.' || true; } \
+  | sed 's/^\(libcublas\)\.so\.\([0-9]*\)$/&\n\1Lt.so.\2/' | sort -u > "$R/cuda-needed.txt"
 echo "$rt" > "$R/RT_PATH"
 {
   echo "# co2fi GPU runtime, made $(date -u +%FT%TZ) by tools/gpu/make_runtime.sh; unpack at $rt"

@@ -47,13 +47,15 @@ find_lib() {  # find_lib SONAME DIR...: the first DIR/SONAME, else ldconfig's
   for d in "$@"; do [ -e "$d/$so" ] && { echo "$d/$so"; return; }; done
   ldconfig -p 2>/dev/null | awk -v s="$so" '$1 == s {print $NF; exit}'
 }
+# cuBLAS loads cuBLASLt of the same major version (a dependency of the library, not of Caffe).
+needed=$(cat "$rt/cuda-needed.txt"; sed -n 's/^libcublas\.so\.\([0-9]*\)$/libcublasLt.so.\1/p' "$rt/cuda-needed.txt")
 missing=()
 while read -r so; do
   [ -n "$so" ] || continue
   f=$(find_lib "$so" "${cuda_dirs[@]}")
   if [ -n "$f" ]; then ln -sfn "$(readlink -f "$f")" "$rt/cuda/$so"; say "$so: $f"
   else missing+=("$so"); fi
-done < "$rt/cuda-needed.txt"
+done < <(sort -u <<< "$needed")
 [ ${#missing[@]} = 0 ] || die "CUDA libraries not found on this machine: ${missing[*]} (looked in ${cuda_dirs[*]} and ldconfig)"
 drv=$(find_lib libcuda.so.1 /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu /usr/lib64)
 if [ -n "$drv" ]; then
