@@ -7,7 +7,7 @@
 #
 # Usage: tools/gpu/use_runtime.sh [--prefix /opt/co2fi] [--runtime .device/runtime.tar.xz]
 # The CUDA libraries are looked for, in order, in $CUDA_HOME/lib64, /usr/local/cuda/lib64,
-# /usr/local/cuda-13*/lib64, the nvidia/ wheels of python3 (PyTorch's), then ldconfig's cache;
+# /usr/local/cuda-13*/lib64, the same folders' lib/, the nvidia/ wheels of python3 (PyTorch's), then ldconfig's cache;
 # the driver (libcuda.so.1, libnvidia-*.so*) in /usr/local/nvidia/lib64, ldconfig's cache and
 # /usr/lib/x86_64-linux-gnu. With no driver (no GPU: make gpu-rehearse) it says so and goes on.
 set -euo pipefail
@@ -40,7 +40,8 @@ nv_py=""
 if command -v python3 >/dev/null; then
   nv_py=$(python3 -c "import nvidia, os; print(os.path.dirname(list(nvidia.__path__)[0]))" 2>/dev/null || true)
 fi
-cuda_dirs=("${CUDA_HOME:-/nonexistent}/lib64" /usr/local/cuda/lib64 /usr/local/cuda-13*/lib64)
+cuda_dirs=("${CUDA_HOME:-/nonexistent}/lib64" /usr/local/cuda/lib64 /usr/local/cuda-13*/lib64 /usr/local/cuda/lib
+  /usr/local/cuda-13*/lib)
 [ -n "$nv_py" ] && cuda_dirs+=("$nv_py"/nvidia/cu13/lib "$nv_py"/nvidia/*/lib)
 find_lib() {  # find_lib SONAME DIR...: the first DIR/SONAME, else ldconfig's
   local so=$1 d; shift
