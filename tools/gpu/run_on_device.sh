@@ -24,8 +24,8 @@
 #   data   tools/bench_data.py --layer-only: our data layer with the machine's cores (issue 15)
 # With no GPU visible (nvidia-smi -L fails: `make gpu-rehearse`), the CUDA build is compiled but
 # not run and every GPU part prints `SKIPPED (no GPU): ...`; what needs no GPU still runs, on the
-# CPU: the smoke test, check in --mode cpu-vs-cpu (two nets, 5 iterations), the bench's Caffe
-# worker on the tiny preset, claims' imports and its first seconds.
+# CPU: the smoke test, check in --mode cpu-vs-cpu (every net, the same training iterations on
+# the CPU), the bench's Caffe worker on the tiny preset, claims' imports and its first minute.
 # After the build, pycaffe's smoke test picks the interpreter: python3, or when pycaffe crashes
 # under it, what tools/gpu/diagnose_pycaffe.sh finds (its findings: pycaffe-diagnosis.md).
 # Every phase gets a share of CO2FI_DEADLINE_S (default 470 s from the start) and writes its
@@ -148,8 +148,8 @@ if has check && [ ${#runner[@]} -gt 0 ]; then
     check_args=(--mode gpu-vs-cpu --train-iters "$train_iters")
   else
     skip "check_gpu_vs_cpu.py --mode gpu-vs-cpu (every small-preset net) and $train_iters GPU iterations"
-    begin "check, rehearsed on the CPU: --mode cpu-vs-cpu, baseline_rgb and co2fi_rgb, 5 iterations ($t s at most)"
-    check_args=(--mode cpu-vs-cpu --variant baseline_rgb --variant co2fi_rgb --train-iters 5)
+    begin "check, rehearsed on the CPU: --mode cpu-vs-cpu, every small-preset net, $train_iters CPU iterations ($t s at most)"
+    check_args=(--mode cpu-vs-cpu --train-iters "$train_iters")
   fi
   timeout "$t" env "${runner[@]}" tools/gpu/check_gpu_vs_cpu.py "${check_args[@]}" \
     --train-variant baseline_rgb --train-variant co2fi_rgb --report "$out/gpu-check.md"
