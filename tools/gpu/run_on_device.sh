@@ -57,7 +57,7 @@ phase_t0=0
 begin() { phase_t0=$(date +%s); say "$1"; }
 end() { echo "$1 $(( $(date +%s) - phase_t0 )) s rc=$2" >> "$out/timings.txt"; }
 
-say "phases $phases; repo $repo (git $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo n/a)); $(nvidia-smi -L 2>&1 | head -1)"
+say "phases $phases; repo $repo (git $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo n/a)); $(nvidia-smi -L 2>/dev/null | head -1 || true)"
 {
   nvidia-smi 2>&1
   nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.max.sm \
