@@ -50,7 +50,7 @@ def test_make_bundle_dry_run_lists_caffe_build_dependencies() -> None:
 def test_device_scripts_parse() -> None:
     for script in ("make_bundle.sh", "device_build.sh", "run_on_device.sh", "rehearse_local.sh",
                    "diagnose_pycaffe.sh", "drop_system_libs.sh", "rehearse_chroot.sh",
-                   "make_runtime.sh", "use_runtime.sh"):
+                   "make_runtime.sh", "use_runtime.sh", "build_runtime.sh"):
         p = run(["bash", "-n", str(GPU_TOOLS / script)])
         assert p.returncode == 0, f"{script}: {p.stderr}"
         text = (GPU_TOOLS / script).read_text()
