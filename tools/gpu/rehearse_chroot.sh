@@ -136,8 +136,11 @@ if [ ! -f "$cudalay/.done" ]; then
 fi
 
 # ---- 3. A fresh clone with what the device tool carries ------------------------------------
-[ -f "$repo/.device/deps.tar.xz" ] || { say "no .device bundle: tools/gpu/make_bundle.sh";
-  "$repo/tools/gpu/make_bundle.sh" >&2 || die "make_bundle.sh failed"; }
+if [ ! -f "$repo/.device/deps.tar.xz" ] && { [ ! -f "$repo/.device/runtime.tar.xz" ] \
+    || [[ " ${CO2FI_REHEARSE_CARRY:-} " == *" .device "* ]]; }; then
+  say "no .device bundle (and no runtime): tools/gpu/make_bundle.sh"
+  "$repo/tools/gpu/make_bundle.sh" >&2 || die "make_bundle.sh failed"
+fi
 work=$root/work/repo
 rm -rf "$root/work" && mkdir -p "$root/work"
 git clone -q --no-hardlinks "$repo" "$work" || die "git clone of $repo failed"
