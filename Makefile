@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.co2fi-$(REQ_HASH)
 
-.PHONY: demo claims test venv caffe caffe-cuda caffe-cuda-compile caffe-cpp-tests docker-test netgen lint bench mutation clean-venv
+.PHONY: demo claims test venv caffe caffe-cuda caffe-cuda-compile caffe-cpp-tests gpu-runtime gpu-rehearse docker-test netgen lint bench mutation clean-venv
 
 demo: caffe                        ## the main job: synthetic data -> training -> evaluation -> tables
 	$(PY) tools/demo.py $(DEMO_ARGS)
@@ -40,6 +40,12 @@ caffe-cuda-compile: venv           ## prove the CUDA build compiles on a machine
 
 caffe-cpp-tests: venv              ## build and run Caffe's C++ gtest suite (CPU); writes docs/caffe-cpp-tests.md
 	tools/caffe_cpp_tests.sh --python $(PY)
+
+gpu-runtime:                       ## .device/runtime.tar.xz for the GPU call: CUDA Caffe built in the chroot + its closure (root; docs/GPU.md)
+	tools/gpu/build_runtime.sh
+
+gpu-rehearse:                      ## the GPU machine's call here: trixie chroot, static Python 3.12, no GPU (root; docs/GPU.md)
+	tools/gpu/rehearse_chroot.sh $(REHEARSE_ARGS)
 
 docker-test:                       ## build the CUDA image (no GPU needed), run pycaffe's tests + a tiny demo in it
 	tools/docker/test.sh $(DOCKER_TEST_ARGS)

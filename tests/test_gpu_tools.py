@@ -49,7 +49,8 @@ def test_make_bundle_dry_run_lists_caffe_build_dependencies() -> None:
 
 def test_device_scripts_parse() -> None:
     for script in ("make_bundle.sh", "device_build.sh", "run_on_device.sh", "rehearse_local.sh",
-                   "diagnose_pycaffe.sh"):
+                   "diagnose_pycaffe.sh", "drop_system_libs.sh", "rehearse_chroot.sh",
+                   "make_runtime.sh", "use_runtime.sh", "build_runtime.sh"):
         p = run(["bash", "-n", str(GPU_TOOLS / script)])
         assert p.returncode == 0, f"{script}: {p.stderr}"
         text = (GPU_TOOLS / script).read_text()
@@ -176,3 +177,86 @@ def test_diagnose_pycaffe_says_when_nothing_runs(tmp_path: Path) -> None:
     assert p.stdout.strip().splitlines()[-1] == "RUNNER="
     text = report.read_text()
     assert "## candidate: caffe.init_log() first" in text and "## chosen: none" in text
+
+
+def make_deb(tmp: Path, name: str, files: dict[str, str | None], links: dict[str, str]) -> Path:
+    """A .deb installing FILES (path: content) and LINKS (path: target), built with dpkg-deb."""
+    root = tmp / name
+    for rel, content in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(content or "")
+    for rel, target in links.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).symlink_to(target)
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: {name}\nVersion: 1\nArchitecture: amd64\nMaintainer: t <t@t>\nDescription: t\n")
+    deb = tmp / f"{name}_1_amd64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)], check=True,
+                   capture_output=True)
+    return deb
+
+
+LIB = "usr/lib/x86_64-linux-gnu"
+
+
+@pytest.mark.skipif(not Path("/usr/bin/dpkg-deb").exists(), reason="needs dpkg-deb")
+def test_bundle_lists_soname_links_and_the_device_drops_what_the_system_has(tmp_path: Path) -> None:
+    # libffi as Debian ships it: the soname is a link to the versioned file.
+    deb = make_deb(tmp_path, "libffi8", {f"{LIB}/libffi.so.8.1.2": "debian's libffi",
+                                         "usr/share/doc/libffi8/copyright": "c"},
+                   {f"{LIB}/libffi.so.8": "libffi.so.8.1.2"})
+    p = run(["bash", str(GPU_TOOLS / "make_bundle.sh"), "--list-libs", str(deb)])
+    assert p.returncode == 0, p.stderr
+    listed = p.stdout.split()
+    # The link's own path (what the loader looks up), not its target's bare name.
+    assert listed == [f"{LIB}/libffi.so.8", f"{LIB}/libffi.so.8.1.2"]
+
+    deps = tmp_path / "deps"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(deps)], check=True)
+    (deps / LIB / "libglog.so.1").write_text("kept: not in the list")
+    lst = tmp_path / "libs.txt"
+    lst.write_text(p.stdout)
+    drop = [str(GPU_TOOLS / "drop_system_libs.sh"), str(deps), str(lst)]
+    # The system has libffi.so.8: the bundle's link and file go, so the loader takes the system's.
+    p = subprocess.run(drop, input="libc.so.6\nlibffi.so.8\n", capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["libffi.so.8"]
+    assert sorted(f.name for f in (deps / LIB).iterdir()) == ["libglog.so.1"]
+
+
+def test_drop_system_libs_keeps_what_the_system_lacks(tmp_path: Path) -> None:
+    deps = tmp_path / "deps"
+    (deps / LIB).mkdir(parents=True)
+    (deps / LIB / "libgmp.so.10.4.1").write_text("gmp")
+    (deps / LIB / "libgmp.so.10").symlink_to("libgmp.so.10.4.1")
+    lst = tmp_path / "libs.txt"
+    lst.write_text(f"{LIB}/libgmp.so.10\n{LIB}/libgmp.so.10.4.1\n")
+    p = subprocess.run([str(GPU_TOOLS / "drop_system_libs.sh"), str(deps), str(lst)],
+                       input="libc.so.6\n", capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == ""
+    assert (deps / LIB / "libgmp.so.10").resolve().read_text() == "gmp"
+    p = subprocess.run([str(GPU_TOOLS / "drop_system_libs.sh"), str(tmp_path / "nope"), str(lst)],
+                       input="", capture_output=True, text=True)
+    assert p.returncode == 1 and "no folder" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_use_runtime_says_in_one_line_when_there_is_no_runtime(tmp_path: Path) -> None:
+    p = run(["bash", str(GPU_TOOLS / "use_runtime.sh"), "--prefix", str(tmp_path / "p"),
+             "--runtime", str(tmp_path / "none.tar.xz")])
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == [
+        f"use_runtime: error: no runtime at {tmp_path / 'none.tar.xz'} "
+        "(tools/gpu/make_runtime.sh makes it here)"]
+
+
+def test_run_on_device_without_a_gpu_says_what_it_skips(tmp_path: Path) -> None:
+    # No GPU and no build: the rehearsal line, then one line saying nothing else can run.
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "HOME": str(tmp_path),
+           "CO2FI_PREFIX": str(tmp_path / "prefix"), "CO2FI_DEADLINE_S": "30"}
+    p = subprocess.run(["bash", str(GPU_TOOLS / "run_on_device.sh"), "check"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 1
+    assert "no GPU visible (nvidia-smi -L fails): a rehearsal" in p.stdout
+    assert "no build at" in p.stdout and "nothing else can run" in p.stdout
+    assert (tmp_path / "out" / "run_on_device.log").exists()

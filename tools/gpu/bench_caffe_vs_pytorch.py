@@ -345,8 +345,15 @@ def time_torch(fn: Any, warmup: int, iters: int, cuda: bool) -> dict[str, float]
 
 
 # ---- orchestration ---------------------------------------------------------------------------
-def run_worker(argv: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
+def torch_python() -> str:
+    """PyTorch's interpreter: CO2FI_HOST_PYTHON (the GPU machine's python3 when Caffe runs in
+    the carried runtime, tools/gpu/use_runtime.sh), else this one."""
+    return os.environ.get("CO2FI_HOST_PYTHON") or sys.executable
+
+
+def run_worker(argv: list[str], env: dict[str, str], timeout: float,
+               python: str | None = None) -> dict[str, Any]:
+    cmd = [python or sys.executable, str(Path(__file__).resolve()), *argv]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -363,7 +370,8 @@ def torch_env() -> dict[str, str]:
     env = dict(os.environ)
     root = env.get("CO2FI_ROOT")
     if root:
-        for key in ("PYTHONPATH", "LD_LIBRARY_PATH"):
+        env.pop("PYTHONNOUSERSITE", None)
+        for key in ("PYTHONPATH", "LD_LIBRARY_PATH", "PATH"):
             parts = [p for p in env.get(key, "").split(":") if p and not p.startswith(root)]
             env[key] = ":".join(parts)
     return env
@@ -384,7 +392,7 @@ def gpu_info(device: str, gpu_id: int) -> dict[str, Any]:
     code = (f"import torch, json; p = torch.cuda.get_device_properties({gpu_id}); "
             "print(json.dumps({'sms': p.multi_processor_count, 'cc': f'{p.major}.{p.minor}', "
             "'cuda': torch.version.cuda}))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    r = subprocess.run([torch_python(), "-c", code], capture_output=True, text=True,
                        env=torch_env(), timeout=120)
     if r.returncode == 0:
         info.update(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -515,7 +523,8 @@ def orchestrate(args: argparse.Namespace) -> int:
     jobs = [*torch_jobs[:len(args.streams.split(","))], *caffe_jobs,
             *torch_jobs[len(args.streams.split(",")):]]
     for label, argv, env in jobs:
-        r = run_worker(argv, env, args.timeout)
+        r = run_worker(argv, env, args.timeout,
+                       torch_python() if label.startswith("torch") else None)
         print(f"{label}: {_summary(r)}", flush=True)
         results.append(r)
         text = save()

@@ -84,17 +84,12 @@ if [ "$(cat "$deps/.co2fi-stamp" 2>/dev/null || true)" != "py$py_tag-$stamp" ]; 
   rm -rf "$deps" && mkdir -p "$deps"
   tar -C "$deps" -xJf "$bundle/deps.tar.xz"
   [ -d "$lib" ] || die "the bundle's libraries are in usr/lib/x86_64-linux-gnu, not $lib"
-  # A runtime-only library the system already has (same soname) is taken from the system.
-  dropped=()
+  # A runtime-only library the system already has (same soname) is taken from the system:
+  # the soname link and the file it points to are removed from the bundle's tree.
   system_libs=$(ldconfig -p 2>/dev/null | awk '{print $1}' | sort -u)
-  while read -r rel; do
-    name=$(basename "$rel")
-    if [ -e "$deps/$rel" ] && [[ "$name" =~ \.so\.[0-9]+$ || "$name" =~ -[0-9.]+\.so$ ]] \
-        && grep -qxF "$name" <<< "$system_libs"; then
-      rm -f "$deps/$rel"; dropped+=("$name")
-    fi
-  done < "$deps/co2fi-transitive-libs.txt"
-  say "system copies used instead of the bundle's: ${dropped[*]:-none}"
+  dropped=$(bash "$repo/tools/gpu/drop_system_libs.sh" "$deps" "$deps/co2fi-transitive-libs.txt" \
+    <<< "$system_libs") || die "could not drop the bundle's copies of the system's libraries"
+  say "system copies used instead of the bundle's: ${dropped:-none}"
 
   # ---- 2. Boost.Python for this python ----------------------------------------------------
   py_inc=$("$python" -c "import sysconfig; print(sysconfig.get_paths()['include'])")

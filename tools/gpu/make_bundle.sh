@@ -19,8 +19,9 @@
 #   MANIFEST.txt         every .deb with version and sha256, every file with its size.
 # cuBLAS/cuRAND are not carried: the device's PyTorch ships them (site-packages/nvidia/cu13).
 #
-# Usage: tools/gpu/make_bundle.sh [--dry-run] [--out DIR]
+# Usage: tools/gpu/make_bundle.sh [--dry-run] [--out DIR] | --list-libs DEB...
 #   --dry-run   print the Debian packages, sources and files the bundle would hold; fetch nothing
+#   --list-libs print the shared-library paths (files and soname links) the .debs install
 # Environment: CO2FI_CACHE (default ~/.cache/co2fi): downloads are cached in $CO2FI_CACHE/bundle.
 set -euo pipefail
 
@@ -39,11 +40,24 @@ readonly LIMIT_MIB=48   # of the device tool's 64 MiB carry limit; the repo itse
 die() { echo "make_bundle: error: $*" >&2; exit 1; }
 say() { echo "make_bundle: $*" >&2; }
 
+# The shared libraries a .deb installs: every path under usr/lib named *.so*, symlinks (the
+# sonames the loader looks for) included. `dpkg-deb -c`'s last field is a link's target, not
+# its path, so the paths come from the package's tar listing.
+list_libs() {
+  local deb
+  for deb in "$@"; do
+    [ -f "$deb" ] || die "--list-libs: no such .deb '$deb'"
+    dpkg-deb --fsys-tarfile "$deb" | tar -tf - | sed 's|^\./||' \
+      | grep -E '^usr/lib/.*\.so($|\.)' || true
+  done | sort -u
+}
+
 while [ $# -gt 0 ]; do
   case "$1" in
+    --list-libs) shift; list_libs "$@"; exit 0 ;;
     --dry-run) dry_run=1; shift ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
@@ -152,9 +166,8 @@ cp "$stage/debs.txt" "$root/co2fi-debs.txt"
 printf '%s\n' "${runtime[@]}" | grep -vxF -f <(printf '%s\n' "${RUNTIME_PACKAGES[@]}") \
   > "$root/co2fi-transitive-packages.txt" || true
 for p in $(cat "$root/co2fi-transitive-packages.txt"); do
-  deb=$(ls -t "$dl/debs/${p}_"*.deb | head -1)
-  dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./||' | grep -E '^usr/lib/.*\.so' || true
-done | sort -u > "$root/co2fi-transitive-libs.txt"
+  ls -t "$dl/debs/${p}_"*.deb | head -1
+done | xargs -r "$0" --list-libs > "$root/co2fi-transitive-libs.txt"
 say "packing deps.tar.xz"
 tar -C "$root" -cf - . | xz -T1 -6 > "$out/deps.tar.xz"
 
