@@ -158,8 +158,10 @@ def demo_data(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("midrun")
     data = base / "data"
     miniature.prepare_data(data, 6, 2, 8, "farneback", 1, 0)
+    # no dropout, as the miniature: Caffe keeps its random state out of the snapshot
     exp = Experiment(dataset="synthetic", data_root=data, num_classes=6, out=base / "exp",
-                     preset="small", methods=("Two-stream baseline",))
+                     preset="small", methods=("Two-stream baseline",),
+                     preset_changes={"dropout": 0.0})
     generate_nets(exp, [Stage("baseline_rgb"), Stage("baseline_flow")])
     return data, exp.out
 
@@ -287,3 +289,47 @@ def test_a_checked_in_net_of_other_classes_on_a_dataset_is_refused(
     assert line.startswith(f"co2fi-train: error: {net}: the net has 10 classes, the data 6 "
                            f"({data}/lists/classes.txt); regenerate the net")
     assert not run.exists() or not list(run.iterdir())  # nothing recorded, nothing trained
+
+
+# --- a resumed run is the run that was never interrupted --------------------------------------
+
+
+def _blobs(path: Path) -> dict:
+    import numpy as np
+    from caffe.proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter()
+    net.ParseFromString(path.read_bytes())
+    return {layer.name: [np.asarray(b.data) for b in layer.blobs] for layer in net.layer
+            if layer.blobs}
+
+
+def test_a_resumed_training_gives_the_weights_of_an_uninterrupted_one(
+        demo_data: tuple[Path, Path], tmp_path: Path) -> None:
+    """The data layers start at the batch the snapshot left off (first_batch), so that the
+    soak's final tables can equal an uninterrupted run's (without dropout: Caffe's random
+    state is not in the snapshot)."""
+    import numpy as np
+
+    from co2fi_tools.training.train import TrainJob, train
+
+    data, out = demo_data
+
+    def job() -> TrainJob:
+        return TrainJob(name="baseline_rgb", data_root=str(data), num_classes=6, max_iter=6,
+                        snapshot=3, seed=0,
+                        train_net=str(next(out.rglob("baseline_rgb_train.prototxt"))),
+                        solver=str(next(out.rglob("baseline_rgb_solver.prototxt"))))
+
+    whole = train(job(), tmp_path / "whole")
+    resumed = train(job(), tmp_path / "resumed")
+    resumed.unlink()  # as if killed after the snapshot at iteration 3
+    for p in (tmp_path / "resumed" / "snapshots").glob("*_iter_6.*"):
+        p.unlink()
+    resumed = train(job(), tmp_path / "resumed")
+    assert '\\"first_batch\\": 3' in (tmp_path / "resumed" / "train.prototxt").read_text()
+    a, b = _blobs(whole), _blobs(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        for x, y in zip(a[name], b[name], strict=True):
+            assert np.array_equal(x, y), name

@@ -264,6 +264,24 @@ def apply_batch_plan(job: TrainJob, run: Run):
     return plan
 
 
+def set_first_batch(run: Run, start: int) -> None:
+    """Point the TRAIN data layers of the run's net at the batch a training resumed at
+    iteration ``start`` needs (start x iter_size forward passes so far), so that a resumed run
+    reads the batches an uninterrupted one reads."""
+    caffe_pb2 = _caffe_pb2()
+    net = read_prototxt(run.train_net, caffe_pb2.NetParameter())
+    iter_size = max(1, read_prototxt(run.solver, caffe_pb2.SolverParameter()).iter_size)
+    for layer in net.layer:
+        if (layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
+                and not any(r.phase == caffe_pb2.TEST for r in layer.include)):
+            params = json.loads(layer.python_param.param_str or "{}")
+            params.pop("first_batch", None)
+            if start:
+                params["first_batch"] = start * iter_size
+            layer.python_param.param_str = json.dumps(params, sort_keys=True)
+    atomic_write_text(run.train_net, text_format.MessageToString(net))
+
+
 def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     caffe_pb2 = _caffe_pb2()
     solver = read_prototxt(job.solver, caffe_pb2.SolverParameter())
@@ -515,6 +533,7 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
         with open(run.log, "a") as log:
             log.write(note + "\n")
     start = state[0] if state else 0
+    set_first_batch(run, start)
     weights = None
     if state is None and job.init:
         from co2fi_tools.weights.stage_weights import initialise_from_stages
