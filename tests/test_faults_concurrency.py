@@ -183,3 +183,35 @@ def test_two_demos_into_one_out_the_second_refuses_in_one_line(tmp_path):
         assert first.poll() is None  # the first one goes on
     finally:
         _stop(first)
+
+
+# --- a killed extraction worker ---------------------------------------------------------------
+
+
+def test_a_killed_extraction_worker_stops_the_extraction_in_one_line_and_a_rerun_ends_it(
+        tmp_path):
+    source = tmp_path / "source"
+    _synthetic(source, classes=6, clips=2, frames=24)
+    frames = tmp_path / "frames"
+    cmd = [PY, "-m", "data_prep.extract", str(source / "videos"), str(frames), "--flow",
+           "farneback", "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    children: list[int] = []
+    while not children and time.time() < deadline and proc.poll() is None:
+        path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        children = [int(x) for x in path.read_text().split()] if path.exists() else []
+        time.sleep(0.05)
+    assert children, "no extraction worker seen"
+    time.sleep(0.5)
+    os.kill(children[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)  # no hang
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines()[-1] == (
+        f"error: {frames}: an extraction worker died (killed, or out of memory); finished "
+        "videos are kept (.done): rerun to extract the rest")
+    rerun = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(list(frames.glob("*/.done"))) == 12
+    assert not list(frames.glob(".*partial*"))
