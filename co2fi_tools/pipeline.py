@@ -39,6 +39,7 @@ from co2fi_tools.safe_io import (
     FolderLock,
     atomic_write_text,
     check_settings,
+    check_space,
     error_line,
     read_settings,
     record_settings,
@@ -196,6 +197,7 @@ def _prepare_dataset_locked(dataset: str, root: Path, split: int, splits_dir: Pa
             raise FileNotFoundError(f"--videos {videos}: no such folder")
         log(f"extracting frames and {flow} flow of {videos} into {frames}")
         if extract.main([str(videos), str(frames), "--flow", flow, "--workers", str(workers)]):
+            check_space(frames)  # a full disk: said in one line
             raise RuntimeError(f"extraction of {videos} stopped or failed for some videos "
                                "(see above)")
     elif rawframes is not None:

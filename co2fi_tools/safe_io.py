@@ -111,6 +111,22 @@ def os_error_line(exc: OSError, path: str | os.PathLike[str] | None = None) -> s
     return f"{where}: {os_error_cause(exc)}" if where else os_error_cause(exc)
 
 
+def disk_full(path: str | os.PathLike[str], margin: int = 1 << 20) -> bool:
+    """Whether the file system of ``path`` has (nearly) no space left for us."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
+
+
+def check_space(path: str | os.PathLike[str]) -> None:
+    """OSError ``<path>: no space left on device (disk full)`` when ``path``'s disk is full:
+    for a step that failed in many small ways, to say the cause in one line."""
+    if disk_full(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
+
+
 def error_line(exc: BaseException) -> str:
     """The one line a CLI prints for ``exc``: OSErrors as ``<path>: <cause>`` (without Python's
     ``[Errno N]``), others as their message."""

@@ -363,20 +363,13 @@ def mount_tmpfs(folder: Path, megabytes: int) -> None:
 def fill(folder: Path) -> Path:
     """A ballast file that takes every free byte of ``folder``'s file system."""
     ballast = folder / "ballast"
-    with open(ballast, "ab") as f:
-        chunk = b"\0" * (1 << 20)
-        try:
-            while True:
-                f.write(chunk)
-                f.flush()
-        except OSError:
-            pass
-        try:
-            while True:
-                f.write(b"\0" * 4096)
-                f.flush()
-        except OSError:
-            pass
+    with open(ballast, "ab", buffering=0) as f:  # unbuffered: nothing left to fail at close
+        for size in (1 << 20, 4096, 512):
+            try:
+                while f.write(b"\0" * size):
+                    pass
+            except OSError:
+                pass
     return ballast
 
 

@@ -31,6 +31,7 @@ from co2fi_tools.safe_io import (
     FolderLock,
     LockHeld,
     atomic_path,
+    disk_full,
     error_line,
     held_lock_fds,
     os_error_cause,
@@ -603,7 +604,7 @@ def _raise_solver_error(job: TrainJob, run: Run, rc: int, log_start: int) -> Non
     named = [line[len(ERROR_PREFIX):].strip() for line in lines if line.startswith(ERROR_PREFIX)]
     writing = [m.group(1) for line in lines if (m := SNAPSHOT_FILE_RE.search(line))]
     removed = run.clear_staging()
-    if WRITE_CHECK in text or (not named and _disk_full(run.staging)):
+    if WRITE_CHECK in text or (not named and disk_full(run.staging)):
         state = run.latest_solverstate(check=True)
         resume = (f"resume from iteration {state[0]}" if state else "train")
         # named where it would have gone: the staging folder is emptied
@@ -614,15 +615,6 @@ def _raise_solver_error(job: TrainJob, run: Run, rc: int, log_start: int) -> Non
                             f"same command to {resume}")
     if named:
         raise TrainingError(f"{job.name}: {named[-1]} (log: {run.log})")
-
-
-def _disk_full(folder: Path, margin: int = 1 << 20) -> bool:
-    """Whether the file system of ``folder`` has (nearly) no space left."""
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return False
-    return st.f_bavail * st.f_frsize < margin
 
 
 def absolute(path: str | os.PathLike) -> str:
