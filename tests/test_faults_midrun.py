@@ -333,3 +333,45 @@ def test_a_resumed_training_gives_the_weights_of_an_uninterrupted_one(
     for name in a:
         for x, y in zip(a[name], b[name], strict=True):
             assert np.array_equal(x, y), name
+
+
+# --- a data-layer worker killed ---------------------------------------------------------------
+
+
+def test_killed_data_layer_workers_stop_training_in_one_line_without_a_hang(
+        demo_data: tuple[Path, Path], tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    data, out = demo_data
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "co2fi_tools.training.train", *_nets(out), "--data-root",
+           str(data), "--run-dir", str(run), "--max-iter", "100000", "--snapshot", "100000"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+    def children(pid: int) -> list[int]:
+        path = Path(f"/proc/{pid}/task/{pid}/children")
+        return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+    deadline, workers = time.time() + 120, []
+    while time.time() < deadline and proc.poll() is None:
+        solvers = children(proc.pid)
+        workers = [w for s in solvers for w in children(s)]
+        log = run / "train.log"
+        if workers and log.exists() and "Iteration" in log.read_text(errors="replace"):
+            break
+        time.sleep(0.1)
+    assert workers, "no data-layer worker seen"
+    for worker in workers:
+        os.kill(worker, signal.SIGKILL)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("the training hung after its data workers were killed") from None
+    assert proc.returncode == 1 and "Traceback" not in err
+    line = _last_line(err)
+    assert line.startswith("co2fi-train: error: run: prefetch worker ") and " died (exit code " \
+        "-9) (log: " in line, line
