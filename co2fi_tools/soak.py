@@ -536,6 +536,6 @@ def main(argv: list[str] | None = None) -> int:
     text = summary(report)
     print(text)
     record = asdict(report)
-    record["ok"] = report.ok
+    record.update(kills=dict(report.kills), ok=report.ok)  # asdict makes a Counter of pairs
     (base / "report.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
     return 0 if report.ok else 1

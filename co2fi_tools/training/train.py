@@ -539,7 +539,7 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
     if state is None and job.init:
         from co2fi_tools.weights.stage_weights import initialise_from_stages
 
-        report = initialise_from_stages(run.train_net, run.init_weights, job.init)
+        report = initialise_from_stages(run.train_net, run.init_weights, job.init, job.seed)
         with open(run.log, "a") as log:
             log.write(f"co2fi: initial weights {run.init_weights}\n{report}\n")
         weights = run.init_weights
