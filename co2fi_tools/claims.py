@@ -24,7 +24,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from co2fi_tools import miniature
+from co2fi_tools.evaluation.paired import LEVEL, PairedDifference, paired_difference
 from co2fi_tools.pipeline import Experiment, log, run_experiment
 from data_prep.lists import list_path
 
@@ -57,8 +60,6 @@ CLAIMS: tuple[tuple[str, str, str, str, str], ...] = (
 #: Iterations of every single-stream stage of `make claims` (fusion stages: --fusion-iters).
 CLAIMS_ITERS = 1000
 CLAIMS_FUSION_ITERS = 200
-#: A difference counts when it exceeds this many standard errors (see ``verdict``).
-NOISE_Z = 2.0
 
 
 # ------------------------------------------------------------------ summary and verdicts
@@ -71,27 +72,58 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
 
 
-def verdict(better: list[float], worse: list[float], num_test: int) -> tuple[str, float, float]:
-    """("held" | "not held" | "within noise", difference of means, its standard error).
+def verdict(diff: PairedDifference) -> str:
+    """held when the paired difference's interval lies above 0, not held when below, else
+    within noise (co2fi_tools.evaluation.paired: per-video differences on the shared test
+    videos, bootstrap over videos and seeds)."""
+    low, high = diff.interval
+    if low > 0:
+        return "held"
+    if high < 0:
+        return "not held"
+    return "within noise"
 
-    Two sources of noise add up: training (the seeds' spread, when both rows have >= 2 seeds)
-    and the test set, which every seed shares, so that averaging seeds does not shrink it
-    (binomial, ``num_test`` videos, the two rows taken as independent: conservative). A claim
-    is held when the difference exceeds NOISE_Z standard errors, not held when it is below
-    -NOISE_Z standard errors. (Seeds alone would call a 2.6-point gap significant whenever two
-    seeds happen to score the same, while one test video moves a row by 1 point.)"""
-    (ma, sa), (mb, sb) = mean_std(better), mean_std(worse)
-    diff = ma - mb
-    p = (ma + mb) / 2
-    se = math.sqrt(2 * p * (1 - p) / max(1, num_test))
-    if len(better) >= 2 and len(worse) >= 2:
-        se = math.sqrt(se ** 2 + sa ** 2 / len(better) + sb ** 2 / len(worse))
-    se = max(se, 1e-12)
-    if diff > NOISE_Z * se:
-        return "held", diff, se
-    if diff < -NOISE_Z * se:
-        return "not held", diff, se
-    return "within noise", diff, se
+
+#: Every fusion row (Table 2) and the single-stream row whose trained nets start it: the fusion
+#: must end at or above their late fusion.
+FUSION_TOWERS: tuple[tuple[str, str], ...] = (
+    ("Baseline+SYN", "Two-stream baseline"),
+    ("Baseline+ASYN (Δ = 1)", "Two-stream baseline"),
+    ("Baseline+ASYN (Δ = 5)", "Two-stream baseline"),
+    ("CO2FI+ASYN (Δ = 5)", "CO2FI-complete"),
+)
+
+
+def collect_paired(seed_dirs: list[Path], pairs: list[tuple[str, str, str]]
+                   ) -> dict[tuple[str, str, str], PairedDifference]:
+    """(better, worse, stream) -> the paired difference over the seeds whose evaluation holds
+    the score files of both (pairs with none are left out)."""
+    from co2fi_tools.evaluation.evaluate import method_correct
+
+    out = {}
+    for better, worse, stream in pairs:
+        a, b, labels = [], [], None
+        for folder in seed_dirs:
+            try:
+                ca, la = method_correct(folder, better, stream)
+                cb, lb = method_correct(folder, worse, stream)
+            except (OSError, ValueError, KeyError):
+                continue
+            if labels is not None and not np.array_equal(labels, la):
+                raise ValueError(f"{folder}: its test videos differ from the other seeds'")
+            if not np.array_equal(la, lb):
+                raise ValueError(f"{folder}: {better} and {worse} scored other videos")
+            a.append(ca)
+            b.append(cb)
+            labels = la
+        if a:
+            out[(better, worse, stream)] = paired_difference(np.array(a), np.array(b), labels)
+    return out
+
+
+def claim_pairs() -> list[tuple[str, str, str]]:
+    return ([(better, worse, stream) for _, better, worse, stream, _ in CLAIMS]
+            + [(f, t, "two-stream") for f, t in FUSION_TOWERS])
 
 
 def collect(seed_dirs: list[Path]) -> dict[tuple[str, str], dict[str, list[float]]]:
@@ -134,8 +166,12 @@ def collect_kinds(seed_dirs: list[Path], kinds: dict[str, str]
 
 
 def summarise(rows: dict, num_test: int, header: str,
-              kinds: dict[str, dict[str, list[float]]] | None = None) -> tuple[str, dict]:
-    """The Markdown table and the JSON summary (``kinds``: :func:`collect_kinds`)."""
+              kinds: dict[str, dict[str, list[float]]] | None = None,
+              paired: dict[tuple[str, str, str], PairedDifference] | None = None
+              ) -> tuple[str, dict]:
+    """The Markdown table and the JSON summary (``kinds``: :func:`collect_kinds`; ``paired``:
+    :func:`collect_paired`)."""
+    paired = paired or {}
     def cell(values: list[float]) -> str:
         m, s = mean_std(values)
         return f"{100 * m:.1f} ± {100 * s:.1f}"
@@ -161,23 +197,40 @@ def summarise(rows: dict, num_test: int, header: str,
         text = f"{cell(row['mca'])} / {cell(row['top1'])}" if row else "not run"
         name = "CO2FI" if method == "CO2FI-complete" else method
         lines.append(f"| {name} | {len(row['mca']) if row else 0} | {text} |")
-    lines += ["", f"## Claims (mean class accuracy; held / not held: the difference exceeds "
-              f"{NOISE_Z:g} standard errors; {num_test} test videos)", "",
-              "| claim | where | difference (points) | standard error | verdict |",
-              "|---|---|---:|---:|---|"]
+    lines += ["", f"## Claims (mean class accuracy, {num_test} test videos; paired: per-video "
+              f"differences on the same videos, {100 * LEVEL:.0f} % bootstrap interval over "
+              "videos and seeds; held / not held: the interval lies above / below 0)", "",
+              "| claim | where | difference (points) | paired SE | interval | discordant "
+              "videos | seeds | verdict |", "|---|---|---:|---:|---|---:|---:|---|"]
     claims = []
     for cid, better, worse, stream, where in CLAIMS:
-        a, b = rows.get((better, stream)), rows.get((worse, stream))
-        if not a or not b:
-            lines.append(f"| {better} > {worse} ({stream}) | {where} | | | not run |")
+        d = paired.get((better, worse, stream))
+        if d is None:
+            lines.append(f"| {better} > {worse} ({stream}) | {where} | | | | | | not run |")
             claims.append({"claim": cid, "verdict": "not run"})
             continue
-        v, diff, se = verdict(a["mca"], b["mca"], num_test)
-        lines.append(f"| {better} > {worse} ({stream}) | {where} | {100 * diff:+.1f} | "
-                     f"{100 * se:.1f} | {v} |")
+        v = verdict(d)
+        lines.append(f"| {better} > {worse} ({stream}) | {where} | " + _paired_cells(d)
+                     + f" | {v} |")
         claims.append({"claim": cid, "better": better, "worse": worse, "stream": stream,
-                       "difference": diff, "standard_error": se, "verdict": v,
-                       "seeds": [len(a["mca"]), len(b["mca"])]})
+                       "difference": d.mean, "standard_error": d.se,
+                       "interval": list(d.interval), "discordant": d.discordant,
+                       "seeds": d.seeds, "verdict": v})
+    lines += ["", "## Every fusion row against the late fusion of the nets it starts from "
+              "(two-stream, paired as above)", "",
+              "| fusion row | its towers | difference (points) | paired SE | interval | "
+              "discordant videos | seeds | at or above |", "|---|---|---:|---:|---|---:|---:|---|"]
+    fusion_rows = []
+    for fused, towers in FUSION_TOWERS:
+        d = paired.get((fused, towers, "two-stream"))
+        if d is None:
+            continue
+        v = verdict(d)
+        ok = "yes" if v != "not held" else "**no**"
+        lines.append(f"| {fused} | {towers} | " + _paired_cells(d) + f" | {ok} ({v}) |")
+        fusion_rows.append({"fusion": fused, "towers": towers, "difference": d.mean,
+                            "standard_error": d.se, "interval": list(d.interval),
+                            "verdict": v})
     if kinds:
         names = sorted({k for per in kinds.values() for k in per})
         lines += ["", "## Two-stream accuracy by class kind (%, mean ± std over seeds; "
@@ -189,9 +242,15 @@ def summarise(rows: dict, num_test: int, header: str,
                 lines.append(f"| {method} | " + " | ".join(
                     cell(kinds[method][k]) if k in kinds[method] else "" for k in names) + " |")
     summary = {"rows": [{"method": m, "stream": s, **r} for (m, s), r in sorted(rows.items())],
-               "claims": claims, "noise_z": NOISE_Z, "num_test_videos": num_test,
+               "claims": claims, "fusion_vs_towers": fusion_rows, "level": LEVEL,
+               "num_test_videos": num_test,
                "class_kinds": kinds or {}}
     return "\n".join(lines) + "\n", summary
+
+
+def _paired_cells(d: PairedDifference) -> str:
+    return (f"{100 * d.mean:+.1f} | {100 * d.se:.1f} | [{100 * d.interval[0]:+.1f}, "
+            f"{100 * d.interval[1]:+.1f}] | {d.discordant:.1f} of {d.videos} | {d.seeds}")
 
 
 def _num_test(data: Path) -> int:
@@ -223,7 +282,8 @@ def write_summary(out: Path, seed_dirs: list[Path], data: Path, head: str) -> st
     names = read_class_index(data / "splits" / "classInd.txt")
     kinds = {spec.name: class_kind(spec) for spec in miniature_specs(len(names))}
     markdown, summary = summarise(collect(seed_dirs), _num_test(data), head,
-                                  collect_kinds(seed_dirs, kinds))
+                                  collect_kinds(seed_dirs, kinds),
+                                  collect_paired(seed_dirs, claim_pairs()))
     atomic_write_text(out / "claims.md", markdown)
     atomic_write_text(out / "claims.json", json.dumps(summary, indent=1, ensure_ascii=False))
     return markdown
@@ -265,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                              out=folder, preset="small", methods=methods, backend=args.backend,
                              gpu=args.gpu, seed=s, max_iter=args.max_iter,
                              fusion_max_iter=args.fusion_iters, fusion_base_lr=args.fusion_lr,
+                             fusion_schedule=miniature.fusion_schedule(args),
                              imagenet=imagenet,
                              preset_changes=changes,
                              class_names=list(read_class_index(data / "splits" /

@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from co2fi_tools import miniature
@@ -40,7 +41,8 @@ def demo_settings(args: argparse.Namespace) -> dict:
             "pretrain_iters": args.pretrain_iters, "pretrain_clips": args.pretrain_clips,
             "dropout": args.dropout, "seed": args.seed, "max_iter": args.max_iter,
             "fusion_max_iter": args.fusion_iters, "preset": "small",
-            **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {})}
+            **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {}),
+            "fusion_schedule": asdict(miniature.fusion_schedule(args))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                              backend=args.backend, gpu=args.gpu, seed=args.seed,
                              max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
                              fusion_base_lr=args.fusion_lr,
+                             fusion_schedule=miniature.fusion_schedule(args),
                              imagenet=imagenet, preset_changes=changes,
                              class_names=list(read_class_index(data / "splits" /
                                                                "classInd.txt")))

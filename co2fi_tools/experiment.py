@@ -7,10 +7,11 @@ and the tools around them; it imports neither, so neither imports the other for 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from netgen import paper
+from netgen.schedule import DEFAULT_SCHEDULE, FusionSchedule
 from netgen.variants import Settings
 
 #: The settings record of an experiment folder.
@@ -49,11 +50,13 @@ class Experiment:
     preset_changes: dict = field(default_factory=dict)
     #: T of the fusion nets (trained and evaluated on periods of T steps; netgen --steps).
     steps: int = paper.FUSION_STEPS
+    #: How the fusion stages train from trained towers (netgen.schedule).
+    fusion_schedule: FusionSchedule = DEFAULT_SCHEDULE
 
     @property
     def settings(self) -> Settings:
         """The netgen settings its nets are generated with (and its variants read from)."""
-        return Settings(steps=self.steps)
+        return Settings(steps=self.steps, schedule=self.fusion_schedule)
 
     @property
     def nets(self) -> Path:
@@ -75,6 +78,7 @@ def experiment_settings(exp: Experiment) -> dict:
             "fusion_max_iter": exp.fusion_max_iter, "imagenet": dict(sorted(exp.imagenet.items())),
             "class_names": list(exp.class_names), "steps": exp.steps,
             "data_root": os.path.abspath(exp.data_root),
+            "fusion_schedule": asdict(exp.fusion_schedule),
             # recorded only when set: folders made before the option keep their fingerprint
             **({"fusion_base_lr": exp.fusion_base_lr} if exp.fusion_base_lr is not None
                else {})}

@@ -13,13 +13,14 @@ import argparse
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, generate_nets, log, train_stages
 from co2fi_tools.safe_io import FolderLock, atomic_write_bytes, atomic_write_text, check_space
 from co2fi_tools.stages import Stage
 from netgen import names
+from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, FusionSchedule
 
 #: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
 #: docs/benchmarks/claims-cpu.md).
@@ -183,6 +184,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="base learning rate of the fusion stages (default: the generated "
                          "solver's, as every stage; docs/benchmarks/claims-cpu.md measures why "
                          "a lower one may be wanted)")
+    ap.add_argument("--fusion-schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE.kind,
+                    help="how the fusion stages train from trained towers: staged (head "
+                         "warm-up with frozen towers, then joint Eq. 6 with the towers at a "
+                         "lower rate; netgen/schedule.py) or joint (Sec. 6.1's one phase) "
+                         "(default %(default)s)")
     ap.add_argument("--gpu", type=int, default=-1, help="GPU id (default -1: the CPU)")
     ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
     ap.add_argument("--workers", type=int, default=2, help="extraction processes")
@@ -225,6 +231,11 @@ def prepare(mini: Miniature, pre: Pretraining | None, data: Path, cache: Path, w
     if pre is None:
         return {}
     return pretrained_trunk(pre, "small", cache, workers, gpu, backend, changes)
+
+
+def fusion_schedule(args: argparse.Namespace) -> FusionSchedule:
+    """The fusion stages' schedule of ``--fusion-schedule`` (its numbers: netgen.schedule)."""
+    return replace(DEFAULT_SCHEDULE, kind=args.fusion_schedule)
 
 
 def preset_changes(args: argparse.Namespace) -> dict:

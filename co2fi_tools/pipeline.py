@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,7 +46,9 @@ from co2fi_tools.safe_io import (
     record_settings,
 )
 from co2fi_tools.stages import METHODS, Stage, method_variants, plan
+from co2fi_tools.training.health import HEALTH_FILE, check_run
 from co2fi_tools.training.multigpu import parse_gpus
+from co2fi_tools.training.runs import Run
 from co2fi_tools.training.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
 from data_prep import extract, foreign_lists, lists, rawframes, splits
 from data_prep.errors import DataError
@@ -53,6 +56,8 @@ from netgen import paper
 from netgen.data import DataPaths
 from netgen.emit import generate, write
 from netgen.presets import get_preset
+from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, WARMUP
+from netgen.variants import warmup_name
 
 __all__ = ["SETTINGS_FILE", "Experiment", "experiment_settings", "run_experiment", "main"]
 
@@ -91,37 +96,101 @@ def _deploy_variants(exp: Experiment) -> list[str]:
     return [v.name for m in exp.methods for v in method_variants(m, exp.settings)]
 
 
-def train_stages(exp: Experiment, stages: list[Stage]) -> dict[str, Path]:
-    """Train every stage in order; returns variant -> final.caffemodel."""
-    finals: dict[str, Path] = {}
+def train_stages(exp: Experiment, stages: list[Stage],
+                 trained: dict[str, Path] | None = None) -> dict[str, Path]:
+    """Train every stage in order; returns variant -> final.caffemodel. ``trained``: variants
+    already trained elsewhere (their stages are passed over; they start the others)."""
+    finals: dict[str, Path] = dict(trained or {})
     for i, stage in enumerate(stages, 1):
+        if stage.variant in finals:
+            continue
         init = {key: str(finals[dep]) for key, dep in stage.init.items()}
         for key, path in exp.imagenet.items():
             init.setdefault(key, path)
-        job = TrainJob(
-            name=stage.variant,
-            train_net=str(exp.net_file(stage.variant, "train")),
-            solver=str(exp.net_file(stage.variant, "solver")),
-            data_root=str(exp.data_root),
-            split=exp.split,
-            train_list_tag=_grouper_tag() if stage.grouper_data else None,
-            num_classes=exp.num_classes,
-            max_iter=(exp.fusion_max_iter if stage.fusion and exp.fusion_max_iter is not None
-                      else exp.max_iter),
-            base_lr=exp.fusion_base_lr if stage.fusion else None,
-            seed=exp.seed,
-            init=init,
-            keep_snapshots=exp.keep_snapshots,
-            gpus=tuple(exp.gpus),
-            batch_per_gpu=exp.batch_per_gpu,
-            meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,
-                  "split": exp.split},
-        )
-        run = exp.run_dir(stage.variant)
-        state = "done" if (run / "final.caffemodel").exists() else "training"
-        log(f"stage {i}/{len(stages)}: {stage.variant} ({state}) -> {run}")
-        finals[stage.variant] = train(job, run, exp.backend, exp.gpu)
+        weights = None
+        for phase in stage_phases(exp, stage):
+            run = exp.run_dir(phase.name)
+            state = "done" if (run / "final.caffemodel").exists() else "training"
+            what = f" ({phase.label})" if phase.label else ""
+            log(f"stage {i}/{len(stages)}: {stage.variant}{what} ({state}) -> {run}")
+            job = _job(exp, stage, phase, {} if weights else init, weights)
+            final = train(job, run, exp.backend, exp.gpu)
+            report_health(job, run, final)
+            weights = str(final)
+        finals[stage.variant] = Path(weights)
     return finals
+
+
+def report_health(job: TrainJob, run_dir: Path, final: Path) -> None:
+    """Probe a finished run (co2fi_tools.training.health) and say, on the console and in its
+    log, when a loss head ended above its start or ReLUs died."""
+    run = Run(run_dir, job.name)
+    start = run.init_weights if run.init_weights.exists() else (
+        Path(job.weights) if job.weights else None)
+    try:
+        health, fresh = check_run(run.train_net, start, final, run_dir / HEALTH_FILE)
+    except (OSError, ValueError, RuntimeError) as exc:
+        log(f"{job.name}: health not checked: {error_line(exc)}")
+        return
+    lines = [health.summary()] + [f"WARNING: {p}" for p in health.problems()]
+    for line in lines:
+        log(f"{job.name}: {line}")
+    if fresh:
+        with open(run.log, "a") as f:
+            f.writelines(f"co2fi: health: {line}\n" for line in lines)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training run of a stage: its net/solver/run name, iterations and base lr (None:
+    the generated solver's)."""
+
+    name: str
+    max_iter: int | None
+    base_lr: float | None
+    label: str = ""
+
+
+def stage_phases(exp: Experiment, stage: Stage) -> list[Phase]:
+    """The runs of a stage: one, or a fusion stage's warm-up and joint phases
+    (netgen.schedule), which share the stage's iterations."""
+    total = exp.fusion_max_iter if stage.fusion and exp.fusion_max_iter is not None \
+        else exp.max_iter
+    lr = exp.fusion_base_lr if stage.fusion else None
+    schedule = exp.fusion_schedule
+    if not (stage.fusion and schedule.staged):
+        return [Phase(stage.variant, total, lr)]
+    warm, joint = schedule.split_iterations(total) if total is not None else (None, None)
+    return [
+        Phase(warmup_name(stage.variant), warm,
+              None if lr is None else lr * schedule.warmup_lr_factor,
+              f"{WARMUP}: towers frozen"),
+        Phase(stage.variant, joint, None if lr is None else lr * schedule.joint_lr_factor,
+              "joint"),
+    ]
+
+
+def _job(exp: Experiment, stage: Stage, phase: Phase, init: dict[str, str],
+         weights: str | None) -> TrainJob:
+    return TrainJob(
+        name=phase.name,
+        train_net=str(exp.net_file(phase.name, "train")),
+        solver=str(exp.net_file(phase.name, "solver")),
+        data_root=str(exp.data_root),
+        split=exp.split,
+        train_list_tag=_grouper_tag() if stage.grouper_data else None,
+        num_classes=exp.num_classes,
+        max_iter=phase.max_iter,
+        base_lr=phase.base_lr,
+        seed=exp.seed,
+        init=init,
+        weights=weights,
+        keep_snapshots=exp.keep_snapshots,
+        gpus=tuple(exp.gpus),
+        batch_per_gpu=exp.batch_per_gpu,
+        meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,
+              "split": exp.split},
+    )
 
 
 def _grouper_tag() -> str:
@@ -372,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=paper.FUSION_STEPS,
                     help="T of the fusion nets: steps of the periods they are trained and "
                          f"evaluated on (odd, at most {paper.MAX_FUSION_STEPS})")
+    ap.add_argument("--fusion-schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE.kind,
+                    help="fusion stages: staged (head warm-up with frozen towers, then joint "
+                         "Eq. 6; netgen/schedule.py) or joint (Sec. 6.1's one phase)")
     lists.add_layout_arguments(ap)
     args = ap.parse_args(argv)
     # Every path the user typed, resolved once against the working directory.
@@ -402,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                          methods=tuple(args.methods), backend=args.backend, gpu=args.gpu,
                          seed=args.seed, max_iter=args.max_iter, imagenet=imagenet,
                          class_names=class_names, keep_snapshots=args.keep_snapshots,
-                         gpus=gpus, batch_per_gpu=args.batch_per_gpu, steps=args.steps)
+                         gpus=gpus, batch_per_gpu=args.batch_per_gpu, steps=args.steps,
+                         fusion_schedule=replace(DEFAULT_SCHEDULE, kind=args.fusion_schedule))
         return run_experiment(exp)
 
     code, summary = run_reporting_errors("run_experiment", experiment)

@@ -21,6 +21,7 @@ from netgen.data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT
 from netgen.emit import differences, generate_all, stale, write
 from netgen.presets import DATASETS, MAX_SYNTHETIC_CLASSES, PRESETS, get_preset
 from netgen.readings import CHOICES, Readings
+from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, FusionSchedule
 from netgen.variants import Settings, variant_names
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -79,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--delta", type=int, help="Delta of CO2FI+ASYN")
     g.add_argument("--baseline-deltas", type=_ints, help="Delta values of Baseline+ASYN rows")
     g.add_argument("--steps", type=int, help="T: fused pairs / LSTM units of the fusion nets")
+    f = p.add_argument_group("fusion stage schedule (netgen/schedule.py; docs/REPRODUCTION.md)")
+    f.add_argument("--fusion-schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE.kind,
+                   help="staged: head warm-up with frozen towers, then joint Eq. 6; joint: "
+                        "Sec. 6.1's one phase (default %(default)s)")
+    for fld in dataclasses.fields(FusionSchedule):
+        if fld.name != "kind":
+            f.add_argument("--" + fld.name.replace("_", "-"), type=float, default=fld.default,
+                           help="default %(default)s")
     r = p.add_argument_group("readings of ambiguities (docs/REPRODUCTION.md)")
     for f in dataclasses.fields(Readings):
         flag = "--" + f.name.replace("_", "-")
@@ -94,7 +103,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     changes = {k: getattr(args, k) for k in
                ("alpha", "group_sizes", "beta", "delta", "baseline_deltas", "steps")
                if getattr(args, k) is not None}
-    return dataclasses.replace(Settings(readings=readings), **changes)
+    schedule = FusionSchedule(args.fusion_schedule, **{
+        fld.name: getattr(args, fld.name) for fld in dataclasses.fields(FusionSchedule)
+        if fld.name != "kind"})
+    return dataclasses.replace(Settings(readings=readings, schedule=schedule), **changes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -70,12 +70,14 @@ class Scope:
     share: str | None = None
     #: Frozen: every parameter gets lr_mult 0 and decay_mult 0.
     frozen: bool = False
+    #: Factor on every lr_mult of the scope (a fusion stage's towers: netgen.schedule).
+    lr_scale: float = 1.0
 
     def name(self, layer: str) -> str:
         return self.prefix + layer
 
     def frozen_copy(self) -> Scope:
-        return Scope(self.prefix, self.share, True)
+        return Scope(self.prefix, self.share, True, self.lr_scale)
 
     def params(
         self, layer: str, lr: Sequence[float] = (1.0, 2.0), decay: Sequence[float] = (1.0, 0.0),
@@ -88,8 +90,9 @@ class Scope:
         them under the common ``layer``."""
         specs = []
         for i, (lr_mult, decay_mult) in enumerate(zip(lr, decay, strict=True)):
-            spec: dict[str, Any] = {"lr_mult": 0.0 if self.frozen else lr_mult,
-                                    "decay_mult": 0.0 if self.frozen else decay_mult}
+            frozen = self.frozen or self.lr_scale == 0
+            spec: dict[str, Any] = {"lr_mult": 0.0 if frozen else lr_mult * self.lr_scale,
+                                    "decay_mult": 0.0 if frozen else decay_mult}
             if self.share is not None:
                 spec["name"] = f"{self.share}/{layer}/{i}"
             elif named:

@@ -259,12 +259,15 @@ def asynchronous_fusion_net(
     steps: int = paper.FUSION_STEPS,
     synchronous: bool = False,
     config: CoarseToFineConfig | None = None,
+    tower_lr_scale: float = 1.0,
 ) -> caffe_pb2.NetParameter:
     """Table 2 fusion nets (Fig. 5): ``centre`` stream's feature fused with ``steps`` features
     of the other stream, ``delta`` frames apart (``synchronous``: Baseline+SYN).
 
     ``towers``: ``baseline`` (VGG-16 fc7 features) or ``co2fi`` (coarse-to-fine features, each
     tower with its Eq. 4 loss: Eq. 6). Towers of a stream with several inputs share weights.
+    ``tower_lr_scale`` multiplies every tower parameter's lr_mult (0: frozen towers, the
+    warm-up phase of netgen.schedule).
     """
     config = config or CoarseToFineConfig()
     validate_options(opt)
@@ -292,7 +295,8 @@ def asynchronous_fusion_net(
         share = stream if len(steps_of[stream]) > 1 else None
         for i in steps_of[stream]:
             tower = names.tower(stream, i)
-            s = Scope(prefix=tower + names.TOWER_SEPARATOR, share=share)
+            s = Scope(prefix=tower + names.TOWER_SEPARATOR, share=share,
+                      lr_scale=tower_lr_scale)
             if towers == "baseline":
                 feat = vgg16_trunk(n, s, inputs[tower], opt.preset, upto="fc7")["fc7"]
                 if tower_ctx.train:

@@ -14,19 +14,23 @@ DATA_FRACTION_TAG = "co2fi: data_fraction="
 
 
 def solver(
-    net_path: str, preset: Preset, snapshot_prefix: str, grouper: bool = False
+    net_path: str, preset: Preset, snapshot_prefix: str, grouper: bool = False,
+    lr_factor: float = 1.0, max_iter: int | None = None,
 ) -> caffe_pb2.SolverParameter:
-    """The SolverParameter of one variant (``net_path`` relative to the repository root)."""
+    """The SolverParameter of one variant (``net_path`` relative to the repository root);
+    ``lr_factor`` and ``max_iter``: a phase of a fusion stage (netgen.schedule)."""
     sp = caffe_pb2.SolverParameter()
     sp.net = net_path
     sp.test_iter.append(preset.test_iter)
     sp.test_interval = preset.test_interval
     sp.test_initialization = False
-    sp.base_lr = preset.base_lr
+    sp.base_lr = preset.base_lr * lr_factor
     sp.lr_policy = "step"
     sp.gamma = preset.lr_gamma
     sp.stepsize = preset.lr_step
-    sp.max_iter = preset.grouper_max_iter if grouper else preset.max_iter
+    if max_iter is None:
+        max_iter = preset.grouper_max_iter if grouper else preset.max_iter
+    sp.max_iter = max_iter
     sp.momentum = preset.momentum
     sp.weight_decay = preset.weight_decay
     sp.display = preset.display
@@ -36,14 +40,17 @@ def solver(
     return sp
 
 
-def solver_header(preset: Preset, grouper: bool) -> list[str]:
-    """Comment lines of a solver file (the paper's numbers and our choices)."""
+def solver_header(preset: Preset, grouper: bool, phase: str | None = None) -> list[str]:
+    """Comment lines of a solver file (the paper's numbers and our choices); ``phase``
+    describes a phase of a fusion stage."""
     lines = [
         f"batch {preset.batch_size} (data layer), momentum {preset.momentum}, base lr "
         f"{preset.base_lr} x {preset.lr_gamma} every {preset.lr_step} iterations",
         f"weight_decay {preset.weight_decay}: not in the paper (TSN/VGG value; "
         "docs/REPRODUCTION.md)",
     ]
+    if phase:
+        lines.append(phase)
     if grouper:
         lines += [
             f"grouper: {preset.grouper_max_iter} iterations on a fraction of the training list;",

@@ -24,6 +24,7 @@ from netgen.nets import (
     validate_fusion,
 )
 from netgen.readings import DEFAULT, Readings
+from netgen.schedule import DEFAULT_SCHEDULE, WARMUP, FusionSchedule
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Settings:
     baseline_deltas: tuple[int, ...] = paper.TABLE2_DELTAS
     #: T of the fusion nets.
     steps: int = paper.FUSION_STEPS
+    #: How the fusion stages train from trained towers (one phase or two).
+    schedule: FusionSchedule = DEFAULT_SCHEDULE
 
     def config(self, **kw: object) -> CoarseToFineConfig:
         return CoarseToFineConfig(alpha=tuple(self.alpha), group_sizes=tuple(self.group_sizes),
@@ -84,6 +87,9 @@ class Variant:
     init: dict[str, str] = field(default_factory=dict)
     #: Whether a trained grouper starts it (its own, or each stream's for a fusion net).
     needs_grouper: bool = False
+    #: The warm-up phase's net (towers frozen) of a fusion variant under a staged schedule
+    #: (netgen.schedule); None: the variant trains in one phase.
+    warmup: Callable[[NetOptions], caffe_pb2.NetParameter] | None = None
 
     @property
     def grouper(self) -> bool:
@@ -104,6 +110,11 @@ def fusion_family(towers: str, delta: int, synchronous: bool = False) -> str:
 def fusion_name(family: str, centre: str) -> str:
     """Name of a fusion variant: ``<family>_<centre>_centred``."""
     return f"{family}_{centre}_centred"
+
+
+def warmup_name(variant: str) -> str:
+    """Name of a fusion variant's warm-up phase (its net, solver and run): ``<variant>_warmup``."""
+    return f"{variant}_{WARMUP}"
 
 
 def _single_init(family: str, stream: str) -> dict[str, str]:
@@ -157,13 +168,19 @@ def variants(settings: Settings | None = None) -> list[Variant]:
     def fusion(towers: str, c: str, delta: int, synchronous: bool, description: str,
                config: CoarseToFineConfig | None = None) -> Variant:
         family = fusion_family(towers, delta, synchronous)
+
+        def make(o: NetOptions, scale: float = st.schedule.tower_lr_scale()
+                 ) -> caffe_pb2.NetParameter:
+            return asynchronous_fusion_net(c, o, towers, delta, st.steps,
+                                           synchronous=synchronous, config=config,
+                                           tower_lr_scale=scale if o.train else 1.0)
+
         return Variant(
             fusion_name(family, c), "Table 2", description,
-            "netgen/nets.py:asynchronous_fusion_net",
-            lambda o: asynchronous_fusion_net(c, o, towers, delta, st.steps,
-                                              synchronous=synchronous, config=config),
+            "netgen/nets.py:asynchronous_fusion_net", make,
             FUSION, family, c, delta, st.steps, _fusion_init(towers),
-            needs_grouper=towers in GROUPED_FAMILIES)
+            needs_grouper=towers in GROUPED_FAMILIES,
+            warmup=(lambda o: make(o, 0.0)) if st.schedule.staged else None)
 
     for c in STREAMS:
         label = "appearance" if c == "rgb" else "motion"

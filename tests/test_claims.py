@@ -12,37 +12,76 @@ from pathlib import Path
 import pytest
 
 from co2fi_tools import claims
+from co2fi_tools.evaluation.paired import PairedDifference
 from tests.conftest import REPO_ROOT, requires_caffe
 
 
-def test_verdict_uses_seed_spread_and_marks_noise() -> None:
-    assert claims.verdict([0.80, 0.82, 0.81], [0.60, 0.61, 0.62], 96)[0] == "held"
-    assert claims.verdict([0.60, 0.61, 0.62], [0.80, 0.82, 0.81], 96)[0] == "not held"
-    assert claims.verdict([0.70, 0.80, 0.60], [0.69, 0.79, 0.61], 96)[0] == "within noise"
-    # One seed: the test set's binomial error (96 videos, p = 0.5: 7.2 points for a difference)
-    v, diff, se = claims.verdict([0.55], [0.50], 96)
-    assert v == "within noise" and diff == pytest.approx(0.05)
-    assert se == pytest.approx((2 * 0.525 * 0.475 / 96) ** 0.5)
-    # Seeds that agree do not make a 2.6-point gap significant: the shared test set's error
-    # stays in the standard error.
-    v, diff, se = claims.verdict([0.240, 0.240], [0.266, 0.266], 96)
-    assert v == "within noise" and se == pytest.approx((2 * 0.253 * 0.747 / 96) ** 0.5)
-    v, _, se = claims.verdict([0.5, 0.6], [0.3, 0.3], 96)
-    assert se == pytest.approx((2 * 0.425 * 0.575 / 96 + 0.0707107 ** 2 / 2) ** 0.5, rel=1e-4)
+def _diff(low: float, high: float) -> PairedDifference:
+    return PairedDifference((low + high) / 2, (high - low) / 4, (low, high), 3.0, 96, 3)
+
+
+def test_verdict_reads_the_paired_interval() -> None:
+    assert claims.verdict(_diff(0.01, 0.05)) == "held"
+    assert claims.verdict(_diff(-0.05, -0.01)) == "not held"
+    assert claims.verdict(_diff(-0.01, 0.05)) == "within noise"
 
 
 def test_summary_lists_every_row_and_claim() -> None:
     rows = {("Two-stream baseline", s): {"mca": [0.5, 0.6], "top1": [0.5, 0.6]}
             for s in claims.RESULT_STREAMS}
     rows[("CO2FI-complete", "two-stream")] = {"mca": [0.9, 0.91], "top1": [0.9, 0.9]}
-    markdown, summary = claims.summarise(rows, 96, "# t")
+    paired = {("CO2FI-complete", "Two-stream baseline", "two-stream"): _diff(0.02, 0.06),
+              ("CO2FI+ASYN (Δ = 5)", "CO2FI-complete", "two-stream"): _diff(-0.08, -0.02)}
+    markdown, summary = claims.summarise(rows, 96, "# t", paired=paired)
     for method in claims.TABLE1 + claims.TABLE2:
         assert f"| {method} |" in markdown
     assert "| Two-stream baseline | 2 | 55.0 ± 7.1 / 55.0 ± 7.1 |" in markdown
     verdicts = {c["claim"]: c["verdict"] for c in summary["claims"]}
     assert set(verdicts) == {c[0] for c in claims.CLAIMS}
     assert verdicts["co2fi>baseline"] == "held"
+    assert verdicts["co2fi+asyn>co2fi"] == "not held"
     assert verdicts["asyn5>asyn1"] == "not run"
+    assert ("| CO2FI-complete > Two-stream baseline (two-stream) | Table 1 | +4.0 | 1.0 | "
+            "[+2.0, +6.0] | 3.0 of 96 | 3 | held |") in markdown
+    assert "| CO2FI+ASYN (Δ = 5) | CO2FI-complete | -5.0 | 1.5 | [-8.0, -2.0] | 3.0 of 96 | 3 | " \
+        "**no** (not held) |" in markdown
+
+
+def test_paired_claims_come_from_each_seeds_score_files(tmp_path: Path) -> None:
+    """Two seeds' score files (written as the evaluation writes them): the claim's difference
+    is the mean class accuracy difference over the same videos, averaged over the seeds."""
+    import numpy as np
+
+    from co2fi_tools.evaluation.scores import ScoreWriter
+
+    labels = [0, 0, 1, 1]
+    right = {  # method -> per seed, which videos it gets right
+        "Two-stream baseline": [[1, 0, 1, 0], [1, 0, 0, 0]],
+        "CO2FI-complete": [[1, 1, 1, 0], [1, 0, 1, 1]],
+    }
+    variants = {"Two-stream baseline": ("baseline_rgb", "baseline_flow"),
+                "CO2FI-complete": ("co2fi_rgb", "co2fi_flow")}
+    for seed in range(2):
+        for method, (rgb, flow) in variants.items():
+            for variant, stream in ((rgb, "appearance"), (flow, "motion")):
+                path = tmp_path / f"seed{seed}" / "scores" / f"{variant}.h5"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer = ScoreWriter(path, streams=[stream], num_periods=1, labels=labels,
+                                     video_ids=[f"v{i}" for i in range(4)],
+                                     class_names=["a", "b"], dataset="synthetic", split="1",
+                                     net=variant, iteration=1)
+                with writer:
+                    for i, ok in enumerate(right[method][seed]):
+                        score = np.zeros((1, 2), np.float32)
+                        score[0, labels[i] if ok else 1 - labels[i]] = 1
+                        writer.write(i, {stream: score})
+    got = claims.collect_paired([tmp_path / "seed0", tmp_path / "seed1"],
+                                [("CO2FI-complete", "Two-stream baseline", "two-stream"),
+                                 ("Baseline+SYN", "Two-stream baseline", "two-stream")])
+    d = got[("CO2FI-complete", "Two-stream baseline", "two-stream")]
+    # per seed: (3/4 - 2/4) and (3/4 - 1/4); their mean
+    assert d.mean == pytest.approx(0.375) and d.seeds == 2 and d.videos == 4
+    assert ("Baseline+SYN", "Two-stream baseline", "two-stream") not in got  # not scored
 
 
 @requires_caffe

@@ -81,10 +81,17 @@ def test_stages_scores_and_plots_are_written(demo_run: Path) -> None:
 
 
 def test_fusion_towers_start_from_the_trained_single_stream_nets(demo_run: Path) -> None:
-    log = (demo_run / "runs" / "co2fi_asyn_d5_rgb_centred" / "train.log").read_text()
+    # the warm-up phase (towers frozen) starts from the single-stream nets ...
+    runs = demo_run / "runs"
+    log = (runs / "co2fi_asyn_d5_rgb_centred_warmup" / "train.log").read_text()
     assert "copied  flow_t1/conv1_1 <- flow:conv1_1" in log
     assert "copied  rgb_t3/grouper_conv1 <- rgb_grouper:grouper_conv1" in log
     assert "copied  flow_t5/c2f_score_t3 <- flow:c2f_score_t3" in log
+    # ... and the joint phase from the warm-up's final weights, as they are
+    log = (runs / "co2fi_asyn_d5_rgb_centred" / "train.log").read_text()
+    warm = runs / "co2fi_asyn_d5_rgb_centred_warmup" / "final.caffemodel"
+    assert f"co2fi: initial weights {warm} (as they are)" in log
+    assert "copied  " not in log
     for stream in ("rgb", "flow"):
         log = (demo_run / "runs" / f"co2fi_{stream}" / "train.log").read_text()
         assert "copied  grouper_fc8 <- grouper:grouper_fc8" in log
@@ -107,3 +114,44 @@ def test_generated_nets_name_the_experiment_data(demo_run: Path) -> None:
     text = net.read_text()
     assert str(demo_run / "data" / "lists" / "rgb_train_split1.txt") in text
     assert "data/synthetic/lists" not in text
+
+
+def test_a_fusion_stage_cut_in_its_joint_phase_resumes_there(demo_run: Path) -> None:
+    """Killed in the joint phase (its final weights and snapshots gone): the rerun trains the
+    joint phase again from the warm-up's weights, and the warm-up is not redone."""
+    runs = demo_run / "runs"
+    warm = runs / "co2fi_asyn_d5_flow_centred_warmup" / "final.caffemodel"
+    joint = runs / "co2fi_asyn_d5_flow_centred"
+    stamp = warm.stat().st_mtime_ns
+    (joint / "final.caffemodel").unlink()
+    for snap in (joint / "snapshots").glob("*"):
+        snap.unlink()
+    done = run_demo(demo_run.parent, "--out", "demo", *ARGS,
+                    "--pretrain-cache", "../pretrain-cache")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert warm.stat().st_mtime_ns == stamp
+    assert (joint / "final.caffemodel").exists()
+    assert "co2fi_asyn_d5_flow_centred (joint) (training)" in done.stdout
+    assert "co2fi_asyn_d5_flow_centred (warmup: towers frozen) (done)" in done.stdout
+
+
+def test_every_run_was_probed_and_no_fusion_stage_ends_worse_than_it_starts(
+        demo_run: Path) -> None:
+    """The guard ran after every stage; on this tiny fixture no fusion phase raised a tower's
+    loss on the fixed probe batches, and the warm-up left the towers exactly as they were."""
+    from co2fi_tools.training.health import Probe, assess
+
+    for run in sorted((demo_run / "runs").iterdir()):
+        if not (run / "final.caffemodel").exists():
+            continue
+        record = json.loads((run / "health.json").read_text())
+        assert record["end"]["losses"] and record["end"]["active"], run.name
+        if "_centred" not in run.name:
+            continue
+        health = assess(Probe(**record["start"]), Probe(**record["end"]))
+        towers = {k: v for k, v in health.rose.items() if k.startswith(("rgb_t", "flow_t"))}
+        assert not towers, (run.name, towers)
+        if run.name.endswith("_warmup"):
+            for name, value in record["end"]["losses"].items():
+                if name.startswith(("rgb_t", "flow_t")):
+                    assert value == pytest.approx(record["start"]["losses"][name], rel=1e-6)

@@ -225,6 +225,19 @@ def evaluate_methods(exp: Experiment, finals: dict[str, Path], results_path: Pat
     return records
 
 
+def method_correct(out: Path, method: str, result_stream: str, settings=None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(1 where a test video is classified right, else 0; labels) of one method's result
+    stream (``two-stream``, or ``appearance`` / ``motion`` of a single-stream method), from
+    the score files an evaluation wrote under ``out/scores``, fused as evaluate_methods does."""
+    chosen = method_variants(method, settings)
+    parts = [es.Selection(str(out / "scores" / f"{v.name}.h5"), ()) for v in chosen]
+    if result_stream != "two-stream":
+        parts = parts[:1] if result_stream == "appearance" else parts[1:]
+    ev = es.evaluate(parts)
+    return (np.argmax(ev.video_scores, axis=1) == ev.labels).astype(int), ev.labels
+
+
 def _class_names(exp: Experiment) -> list[str]:
     """The experiment's class names, else the dataset's lists/classes.txt (written by
     data_prep.lists from classInd.txt or HMDB51's split files), else class_<i>."""

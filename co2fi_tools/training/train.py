@@ -79,6 +79,9 @@ class TrainJob:
     seed: int = 0
     #: Source key -> caffemodel (co2fi_tools.weights.stage_weights).
     init: dict = field(default_factory=dict)
+    #: Weights of this same net to start from as they are (Caffe's --weights), e.g. a fusion
+    #: stage's warm-up phase (netgen.schedule); instead of ``init``.
+    weights: str | None = None
     meta: dict = field(default_factory=dict)  # variant, preset, dataset, ... (recorded)
     #: Snapshots kept on disk (the newest K; older ones are deleted as new ones are written).
     keep_snapshots: int = DEFAULT_KEEP_SNAPSHOTS
@@ -358,7 +361,8 @@ def settings_fingerprint(job: TrainJob) -> dict:
             "max_iter": job.max_iter, "seed": job.seed, "batch_per_gpu": job.batch_per_gpu,
             "init": {k: stamp(v) for k, v in sorted(job.init.items())}, "meta": job.meta,
             # recorded only when set, so runs made before the option keep their fingerprint
-            **({"base_lr": job.base_lr} if job.base_lr is not None else {})}
+            **({"base_lr": job.base_lr} if job.base_lr is not None else {}),
+            **({"weights": stamp(job.weights)} if job.weights is not None else {})}
 
 
 def _follow(path: Path, offset: int, proc: subprocess.Popen):
@@ -487,6 +491,8 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
     ``discarded/`` and trains from the start."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {BACKENDS}")
+    if job.init and job.weights:
+        raise ValueError(f"{job.name}: give init sources or weights to start from, not both")
     if job.keep_snapshots < 1:
         raise ValueError(f"--keep-snapshots must be at least 1, got {job.keep_snapshots}")
     if len(job.gpus) > 1 and backend != "pycaffe":
@@ -543,6 +549,12 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
         with open(run.log, "a") as log:
             log.write(f"co2fi: initial weights {run.init_weights}\n{report}\n")
         weights = run.init_weights
+    elif state is None and job.weights:
+        if not Path(job.weights).is_file():
+            raise TrainingError(f"{job.name}: initial weights {job.weights}: no such caffemodel")
+        with open(run.log, "a") as log:
+            log.write(f"co2fi: initial weights {job.weights} (as they are)\n")
+        weights = job.weights
     if start < max_iter:
         if backend == "pycaffe":
             cmd = [sys.executable, "-m", "co2fi_tools.training.solver_worker",

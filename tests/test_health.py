@@ -1,0 +1,73 @@
+"""The training-stage guard (co2fi_tools/training/health.py): loss heads that end above their
+start and ReLUs that die are reported, on the console and in the run's log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from co2fi_tools.training.health import Probe, assess
+from tests.conftest import requires_caffe
+from tests.test_data_helpers import TINY, tiny_dataset  # noqa: F401 - fixture
+
+
+def test_a_head_that_ends_above_its_start_is_reported():
+    start = Probe({"loss": 1.68, "lstm": 2.4}, {"relu1": 0.4})
+    end = Probe({"loss": 2.45, "lstm": 1.9}, {"relu1": 0.38})
+    h = assess(start, end)
+    assert h.rose == {"loss": (1.68, 2.45)} and not h.dead and not h.ok
+    assert h.problems() == ["loss head loss rose 1.6800 -> 2.4500"]
+    assert "2 loss heads (1 ended above their start), 1 ReLU layers (0 dead)" == h.summary()
+
+
+def test_noise_within_the_tolerance_is_not_a_rise():
+    h = assess(Probe({"loss": 2.0}, {}), Probe({"loss": 2.0 * 1.02 + 0.005}, {}))
+    assert h.ok
+
+
+def test_dead_and_collapsed_relus_are_reported():
+    start = Probe({}, {"a": 0.40, "b": 0.40, "c": 0.40, "d": 0.01})
+    end = Probe({}, {"a": 0.01, "b": 0.08, "c": 0.30, "d": 0.01})
+    h = assess(start, end)
+    assert set(h.dead) == {"a", "b"}  # d was never alive; c is fine
+    assert h.problems()[0] == "ReLU a: 1.0 % of units active (was 40 %)"
+
+
+def test_a_nan_loss_counts_as_a_rise_and_without_a_start_only_dead_relus_count():
+    assert "loss" in assess(Probe({"loss": 1.0}, {}), Probe({"loss": float("nan")}, {})).rose
+    h = assess(None, Probe({"loss": 9.0}, {"r": 0.0}))
+    assert not h.rose and set(h.dead) == {"r"} and "no start weights" in h.summary()
+
+
+@requires_caffe
+def test_the_guard_catches_a_stage_that_ruins_its_net(tiny_dataset: Path, tmp_path: Path,  # noqa: F811
+                                                     capsys) -> None:
+    """A stage started from trained weights at 50x the learning rate: the probe on the same
+    fixed batches says its loss rose and its ReLUs died, and the run's log says so."""
+    from co2fi_tools.pipeline import report_health
+    from co2fi_tools.training.train import TrainJob, train
+    from netgen.emit import generate, write
+    from netgen.presets import SMALL
+
+    write(generate(SMALL, "synthetic", TINY["num_classes"], names=["baseline_rgb"]), tmp_path)
+    net = tmp_path / "prototxt/small/synthetic/baseline_rgb_train.prototxt"
+    solver = tmp_path / "solvers/small/synthetic/baseline_rgb_solver.prototxt"
+    common = dict(train_net=str(net), solver=str(solver), data_root=str(tiny_dataset),
+                  num_classes=TINY["num_classes"], seed=1)
+    good = train(TrainJob(name="good", max_iter=30, **common), tmp_path / "good")
+    bad_job = TrainJob(name="bad", max_iter=10, base_lr=0.15, weights=str(good), **common)
+    bad = train(bad_job, tmp_path / "bad")
+    report_health(bad_job, tmp_path / "bad", bad)
+    out = capsys.readouterr().out
+    assert "bad: WARNING: " in out
+    log = (tmp_path / "bad" / "train.log").read_text()
+    assert "co2fi: health: 1 loss heads" in log and "co2fi: health: WARNING: " in log
+    assert (tmp_path / "bad" / "health.json").exists()
+    # the healthy stage, started from nothing, has nothing to compare and nothing dead
+    report_health(TrainJob(name="good", max_iter=30, **common), tmp_path / "good", good)
+    assert "good: WARNING" not in capsys.readouterr().out
+
+
+if __name__ == "__main__":
+    pytest.main([__file__])
