@@ -426,20 +426,23 @@ def soak(base: Path, seed: int, kills: int, demo_args: list[str], disk_mb: int,
         if not kill:
             return _finish(proc, attempt_timeout, report)
         deadline = time.time() + rng.uniform(*delays)
-        while time.time() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        found = targets(proc, log)
-        if found:
-            kinds = sorted(found)
-            weights = [1.0 / (1 + report.kills[k]) ** 2 for k in kinds]
-            kind = rng.choices(kinds, weights)[0]
-            try:
-                os.kill(found[kind], signal.SIGKILL)
-                report.kills[kind] += 1
-                print(f"soak: kill {sum(report.kills.values())}: {kind} (pid {found[kind]}) "
-                      f"after {attempt} attempts", file=sys.stderr)
-            except ProcessLookupError:
-                pass
+        while proc.poll() is None:  # until one kill lands, or the demo ends by itself
+            while time.time() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            found = targets(proc, log)
+            if found:
+                kinds = sorted(found)
+                weights = [1.0 / (1 + report.kills[k]) ** 2 for k in kinds]
+                kind = rng.choices(kinds, weights)[0]
+                try:
+                    os.kill(found[kind], signal.SIGKILL)
+                    report.kills[kind] += 1
+                    print(f"soak: kill {sum(report.kills.values())}: {kind} (pid "
+                          f"{found[kind]}) at attempt {attempt}", file=sys.stderr)
+                    break
+                except ProcessLookupError:  # it ended meanwhile: another target soon
+                    pass
+            deadline = time.time() + rng.uniform(0.5, 2.0)
         return _finish(proc, attempt_timeout, report)
 
     done = False
