@@ -18,15 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from netgen import paper
-
-
-def check_period_steps(period_steps: int) -> int:
-    """``period_steps`` (T) if odd and in 1..paper.MAX_FUSION_STEPS, else ValueError."""
-    if (not isinstance(period_steps, int) or isinstance(period_steps, bool)
-            or not 1 <= period_steps <= paper.MAX_FUSION_STEPS or period_steps % 2 == 0):
-        raise ValueError(f"fusion steps T must be odd and in 1..{paper.MAX_FUSION_STEPS} (the "
-                         f"centre input sits at step (T+1)/2), not {period_steps!r}")
-    return period_steps
+from netgen.paper import check_period_steps  # noqa: F401  (the rule's owner is netgen)
 
 
 def centre_step(period_steps: int = paper.FUSION_STEPS) -> int:

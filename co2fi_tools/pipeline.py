@@ -315,10 +315,19 @@ def _prepare_foreign(dataset: str, root: Path, split: int, splits_dir: Path | No
                                                 num_classes, paper.GROUPER_DATA_FRACTION)
         except DataError as exc:
             raise ValueError(f"--lists: {exc}") from None
-        log(f"using {adopted.found.style} lists of {list_dir} as they are")
+        log(f"using {adopted.found.style} lists of {list_dir} as they are"
+            + (f"; class names from {adopted.class_names_from}" if adopted.class_names_from
+               else ""))
         source.update(adopted.found.data_params)
     elif splits_dir is None and all(p.exists() for p in _split_lists(root, split)):
         log(f"using the lists already in {lists_dir}")
+        try:  # a level-2 tree they name gives the class names if nothing else does
+            found = foreign_lists.find_lists(lists_dir, dataset, split)
+            named = foreign_lists.adopt_class_names(found, lists_dir, lists_dir, num_classes)
+        except DataError as exc:
+            raise ValueError(f"{lists_dir}: {exc}") from None
+        if named:
+            log(f"class names from {named}")
     else:
         if splits_dir is None or not splits_dir.is_dir():
             raise FileNotFoundError(f"{lists_dir}: no lists; give --splits with the dataset's "

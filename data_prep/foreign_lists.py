@@ -28,13 +28,17 @@ from co2fi_layers import frames
 from co2fi_tools.safe_io import atomic_path, atomic_write_text
 from data_prep.errors import DataError
 from data_prep.lists import (
+    CLASSES_FILE,
     MODALITIES,
     SUBSETS,
     ListItem,
     fraction_tag,
     list_name,
     stratified_subset,
+    write_class_names,
 )
+from data_prep.rawframes import tree_class_names
+from data_prep.splits import read_class_index
 from netgen import paper
 
 STYLES = ("co2fi", "tsn", "mmaction2")
@@ -144,6 +148,39 @@ def _link(target: Path, link: Path) -> None:
 class Adopted:
     found: FoundLists
     written: list[Path]
+    #: Where the class names in ``<out_dir>/classes.txt`` came from (None: no names).
+    class_names_from: str | None = None
+
+
+#: UCF101's class index, which mmaction2's and TSN's annotation folders hold beside the lists.
+CLASS_INDEX = "classInd.txt"
+
+
+def adopt_class_names(found: FoundLists, list_dir: Path, out: Path,
+                      num_classes: int | None) -> str | None:
+    """Write ``<out>/classes.txt`` unless it is there: from ``<list_dir>/classes.txt`` or
+    ``classInd.txt``, else from the level-2 tree the lists name (``<class>/<video>``: the class
+    folders, rawframes.tree_class_names). Returns where the names came from (None: nowhere, the
+    tables then say class_<i>)."""
+    if (out / CLASSES_FILE).is_file():
+        return str(out / CLASSES_FILE)
+    for name in (CLASSES_FILE, CLASS_INDEX):
+        path = list_dir / name
+        if path.is_file():
+            names = (list(read_class_index(path)) if name == CLASS_INDEX else
+                     [n.strip() for n in path.read_text(encoding="utf-8").splitlines()
+                      if n.strip()])
+            if num_classes is not None and len(names) != num_classes:
+                raise DataError(path, f"{len(names)} class names for {num_classes} classes")
+            write_class_names(out, names)
+            return str(path)
+    entries = [(r.path, r.label) for m in MODALITIES for s in SUBSETS
+               for r in frames.read_list(found.files[(m, s)], "")]
+    tree = tree_class_names(entries, num_classes)
+    if tree is None:
+        return None
+    write_class_names(out, tree)
+    return "the class folders of the level-2 tree"
 
 
 def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
@@ -151,7 +188,8 @@ def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
                 num_classes: int | None = None, fraction: float | None = None,
                 seed: int = 0) -> Adopted:
     """Check the lists of ``list_dir`` and link them into ``out_dir`` under co2fi's names
-    (plus the stratified training subset with ``fraction``); DataError lists every problem."""
+    (plus the stratified training subset with ``fraction``, and classes.txt where the folder or
+    a level-2 tree names the classes: adopt_class_names); DataError lists every problem."""
     found = find_lists(list_dir, dataset, split)
     root = Path(frames_root) if frames_root is not None else None
     problems: list[DataError] = []
@@ -176,7 +214,11 @@ def adopt_lists(list_dir: str | os.PathLike[str], dataset: str, split: int,
             path = out / list_name(m, "train", split, fraction_tag(fraction))
             atomic_write_text(path, _subset_lines(found.files[(m, "train")], keep))
             written.append(path)
-    return Adopted(found, written)
+    had_names = (out / CLASSES_FILE).is_file()
+    source = adopt_class_names(found, Path(list_dir), out, num_classes)
+    if source is not None and not had_names:
+        written.append(out / CLASSES_FILE)
+    return Adopted(found, written, source)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  else ""))
         for path in adopted.written:
             print(path)
+        if adopted.class_names_from:
+            print(f"class names: {adopted.class_names_from}")
     return 0
 
 

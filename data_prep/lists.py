@@ -29,55 +29,16 @@ from co2fi_tools.safe_io import atomic_write_text, os_error_cause
 from data_prep import rawframes
 from data_prep.errors import DataError
 from data_prep.splits import DATASET_READERS, SplitEntry, read_split
-from netgen import paper
+from netgen import names, paper
 
-MODALITIES = ("rgb", "flow")
-#: A list holds a split's training or test ("val") videos.
-SUBSETS = ("train", "val")
-#: A dataset folder (data_prep's layout): frames under FRAMES_DIR, lists under LISTS_DIR.
-FRAMES_DIR, LISTS_DIR = "frames", "lists"
-#: param_str keys of the data layers that name a list -> its modality (None: the layer's own
-#: ``modality``), and the key of the frames root.
-LIST_KEYS: dict[str, str | None] = {"list": None, "rgb_list": "rgb", "flow_list": "flow"}
-ROOT_KEY = "root"
-
-
-def list_name(modality: str, subset: str, split: int, tag: str | None = None) -> str:
-    """File name of a list: ``{rgb,flow}_{train,val}_split<k>[_<tag>].txt`` (TSN's names; tag:
-    a subset of the training list, e.g. ``frac8``, see :func:`fraction_tag`)."""
-    if modality not in MODALITIES or subset not in SUBSETS:
-        raise ValueError(f"no list for modality {modality!r} / subset {subset!r}; "
-                         f"modalities {MODALITIES}, subsets {SUBSETS}")
-    return f"{modality}_{subset}_split{split}" + (f"_{tag}" if tag else "") + ".txt"
-
-
-def lists_dir(data_root: str | os.PathLike[str]) -> Path:
-    return Path(data_root) / LISTS_DIR
-
-
-def frames_root(data_root: str | os.PathLike[str]) -> Path:
-    return Path(data_root) / FRAMES_DIR
-
-
-def list_path(data_root: str | os.PathLike[str], modality: str, subset: str, split: int,
-              tag: str | None = None) -> Path:
-    """Where the list of (modality, subset, split[, tag]) of a dataset folder is."""
-    return lists_dir(data_root) / list_name(modality, subset, split, tag)
-
-
-def list_modalities(params: dict) -> dict[str, str]:
-    """List key -> modality of each list a data layer's param_str names (LIST_KEYS)."""
-    return {key: modality or params.get("modality", "rgb")
-            for key, modality in LIST_KEYS.items() if key in params}
-
-
-def data_layer_paths(modalities: dict[str, str], data_root: str | os.PathLike[str], subset: str,
-                     split: int, tag: str | None = None) -> dict[str, str]:
-    """The path keys of a data layer's param_str for a dataset folder: each list key (of
-    ``modalities``: key -> modality) and the frames ``root``."""
-    out = {key: str(list_path(data_root, m, subset, split, tag)) for key, m in modalities.items()}
-    out[ROOT_KEY] = str(frames_root(data_root))
-    return out
+# The files of a dataset folder: netgen.names owns their names (the generated nets' data layers
+# name the same paths); here under their data_prep names for the readers of this module.
+MODALITIES, SUBSETS = names.MODALITIES, names.SUBSETS
+FRAMES_DIR, LISTS_DIR = names.FRAMES_DIR, names.LISTS_DIR
+LIST_KEYS, ROOT_KEY = names.LIST_KEYS, names.ROOT_KEY
+list_name, list_path, lists_dir = names.list_name, names.list_path, names.lists_dir
+frames_root, list_modalities = names.frames_root, names.list_modalities
+data_layer_paths = names.data_layer_paths
 
 
 @dataclass(frozen=True)

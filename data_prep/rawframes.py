@@ -20,7 +20,7 @@ import json
 import os
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,3 +205,26 @@ def read_source_params(data_root: str | os.PathLike[str] | None) -> dict:
 def write_source_params(data_root: str | os.PathLike[str], params: Mapping[str, Any]) -> None:
     atomic_write_text(os.path.join(data_root, SOURCE_FILE),
                       json.dumps(dict(params), indent=1, sort_keys=True) + "\n")
+
+
+def tree_class_names(entries: Iterable[tuple[str, int]],
+                     num_classes: int | None = None) -> list[str] | None:
+    """Class names in label order from a level-2 tree (mmaction2's ``<class>/<video>/``): the
+    folder above each listed ``(frame_dir, label)``. None unless every entry sits in a class
+    folder, each label has one folder and each folder one label, and the labels are all of
+    0..N-1 (N: ``num_classes``, else the largest label + 1): a flat tree names no classes."""
+    by_label: dict[int, set[str]] = {}
+    by_folder: dict[str, set[int]] = {}
+    for frame_dir, label in entries:
+        parts = [p for p in str(frame_dir).replace("\\", "/").split("/") if p]
+        if len(parts) < 2:
+            return None
+        by_label.setdefault(int(label), set()).add(parts[-2])
+        by_folder.setdefault(parts[-2], set()).add(int(label))
+    if not by_label:
+        return None
+    count = num_classes if num_classes is not None else max(by_label) + 1
+    if (sorted(by_label) != list(range(count))
+            or any(len(v) != 1 for v in (*by_label.values(), *by_folder.values()))):
+        return None
+    return [next(iter(by_label[i])) for i in range(count)]

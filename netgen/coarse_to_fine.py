@@ -29,6 +29,7 @@ from netgen.blocks import (
     fc,
     python_param,
 )
+from netgen.headings import block
 from netgen.recurrent import lstm
 from netgen.trunks import VGG16_STAGE_STRIDES, cnn_m_2048_trunk, vgg16_trunk
 
@@ -105,6 +106,7 @@ def upsample(n: NetSpec, s: Scope, name: str, bottom: Top, channels: int, factor
     return n[s.name(name)]
 
 
+@block(lambda a: f"Fig. 3: side outputs ({', '.join(paper.SIDE_OUTPUT_LAYERS)})")
 def side_outputs(
     n: NetSpec, ctx: BuildContext, s: Scope, stages: dict[str, Top], grans: Sequence[str]
 ) -> dict[str, Top]:
@@ -122,6 +124,8 @@ def side_outputs(
     return out
 
 
+@block(lambda a: "Fig. 3: side-map groups (side-output slices concatenated per granularity: "
+       f"{', '.join(a['grans'])})")
 def side_map_groups(
     n: NetSpec, ctx: BuildContext, s: Scope, side: dict[str, Top], grans: Sequence[str]
 ) -> dict[str, Top]:
@@ -147,6 +151,8 @@ def side_map_groups(
     return groups
 
 
+@block(lambda a: f"Sec. 4.1, Fig. 3: FC1 x{len(a['groups'])} (the features x_k of the "
+       "granularities)")
 def multi_granularity_features(
     n: NetSpec, ctx: BuildContext, s: Scope, groups: dict[str, Top]
 ) -> dict[str, Top]:
@@ -158,6 +164,7 @@ def multi_granularity_features(
     }
 
 
+@block("Sec. 4.2: FC2 and FC3 of every granularity (logits of p(n|W,k); training only)")
 def class_group_heads(
     n: NetSpec, ctx: BuildContext, s: Scope, feats: dict[str, Top]
 ) -> dict[str, Top]:
@@ -171,6 +178,8 @@ def class_group_heads(
     }
 
 
+@block("Sec. 4.2: adaptive class groups (frozen CNN_M_2048 grouper + ClassGroupLayer; "
+       "training only)")
 def adaptive_class_groups(
     n: NetSpec, ctx: BuildContext, s: Scope, data: Top, config: CoarseToFineConfig
 ) -> dict[str, Top]:
@@ -197,6 +206,7 @@ def adaptive_class_groups(
     return out
 
 
+@block("Eq. 1: class-group loss (GroupLossLayer)")
 def group_loss(
     n: NetSpec, ctx: BuildContext, s: Scope, logits: dict[str, Top], masks: dict[str, Top],
     config: CoarseToFineConfig,
@@ -215,6 +225,7 @@ def group_loss(
     return n[name]
 
 
+@block("Eq. 1 with every group the ground truth: softmax losses (CO2FI-no coarseness)")
 def ground_truth_group_losses(
     n: NetSpec, ctx: BuildContext, s: Scope, logits: dict[str, Top], config: CoarseToFineConfig
 ) -> list[Top]:
@@ -228,6 +239,7 @@ def ground_truth_group_losses(
     return tops
 
 
+@block(lambda a: f"Eq. 2: {len(a['feats'])}-unit coarse-to-fine LSTM over x_k, coarse to fine")
 def coarse_to_fine_integration(
     n: NetSpec, ctx: BuildContext, s: Scope, feats: dict[str, Top]
 ) -> list[Top]:
@@ -237,6 +249,8 @@ def coarse_to_fine_integration(
                 ctx.readings.lstm_weights)
 
 
+@block(lambda a: (f"Eq. {3 if a['name'] == 'c2f' else 5}: FC scores of the LSTM steps"
+                  + (" and their softmax losses" if a["ctx"].train else "")))
 def step_losses(
     n: NetSpec, ctx: BuildContext, s: Scope, name: str, hs: list[Top], weight: float,
     accuracy: bool = True,
@@ -264,6 +278,7 @@ def step_losses(
     return scores
 
 
+@block("Test-time output: prob (softmax of the last step, or the mean over steps)")
 def prediction(n: NetSpec, ctx: BuildContext, s: Scope, name: str, scores: list[Top]) -> Top:
     """Test-time output: softmax of the last step (or the mean of every step's softmax)."""
     out = s.name(name)

@@ -15,9 +15,9 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
-from data_prep import lists
-from netgen import paper
+from netgen import names, paper
 from netgen.blocks import python_param
+from netgen.headings import block
 from netgen.names import channels, tower
 from netgen.presets import Preset
 
@@ -29,7 +29,7 @@ TEST_SUFFIX = "_test"
 
 
 #: The dataset folder the generated nets name by default (`python -m netgen --data-root`);
-#: tools/train.py sets the paths of a run's own folder and split (data_prep.lists names the
+#: tools/train.py sets the paths of a run's own folder and split (netgen.names names the
 #: files in both).
 DEFAULT_DATA_ROOT = "data/{dataset}"
 
@@ -41,7 +41,7 @@ def default_data_root(dataset: str) -> str:
 @dataclass(frozen=True)
 class DataPaths:
     """The dataset folder and split a generated net's data layers name (netgen's input; the
-    file names inside the folder are data_prep.lists's)."""
+    file names inside the folder are netgen.names's)."""
 
     root: str
     split: int = DEFAULT_SPLIT
@@ -52,7 +52,7 @@ class DataPaths:
 
     def layer_params(self, subset: str, modalities: dict[str, str]) -> dict[str, str]:
         """List (``modalities``: list key -> modality) and frames paths of a data layer."""
-        return lists.data_layer_paths(modalities, self.root, subset, self.split)
+        return names.data_layer_paths(modalities, self.root, subset, self.split)
 
 
 def input_layer(n: NetSpec, name: str, tops: Sequence[tuple[str, Sequence[int]]]) -> list[Top]:
@@ -66,6 +66,7 @@ def input_layer(n: NetSpec, name: str, tops: Sequence[tuple[str, Sequence[int]]]
     return [n[top] for top, _ in tops]
 
 
+@block("Sec. 6.1 inputs: one clip a sample (data, label)")
 def clip_data(
     n: NetSpec, stream: str, paths: DataPaths, preset: Preset, data_source: str, batch: int
 ) -> tuple[Top, Top]:
@@ -79,10 +80,12 @@ def clip_data(
               "batch_size": batch, "input_size": size, "phase": "train", "seed": 0}
     n.data, n.label = L.Python(
         name="data", ntop=2, include={"phase": caffe_pb2.TRAIN},
-        python_param=python_param("co2fi_layers.clip_data", "ClipDataLayer", params))
+        python_param=python_param(*names.CLIP_DATA_LAYER, params))
     return n.data, n.label
 
 
+@block(lambda a: (f"Sec. 5.1, Fig. 5 inputs: periods of {a['period_steps']} steps, "
+                  f"Delta={a['delta']} (label and one input a tower)"))
 def period_data(
     n: NetSpec, rgb_steps: Sequence[int], flow_steps: Sequence[int], paths: DataPaths,
     preset: Preset, data_source: str, batch: int, delta: int,
@@ -92,26 +95,26 @@ def period_data(
     layer samples periods of ``period_steps`` (T) steps (a key of its param_str when T is not
     the layer's default, the paper's)."""
     size = preset.input_size
-    names = [(tower("rgb", i), "rgb") for i in rgb_steps] + [(tower("flow", i), "flow")
+    inputs = [(tower("rgb", i), "rgb") for i in rgb_steps] + [(tower("flow", i), "flow")
                                                              for i in flow_steps]
     if data_source == "input":
         tops = input_layer(n, "input", [(name, (batch, channels(st), size, size))
-                                        for name, st in names] + [("label", (batch,))])
-        return dict(zip([name for name, _ in names], tops[:-1], strict=True)), tops[-1]
+                                        for name, st in inputs] + [("label", (batch,))])
+        return dict(zip([name for name, _ in inputs], tops[:-1], strict=True)), tops[-1]
     params = {**paths.layer_params("train", {"rgb_list": "rgb", "flow_list": "flow"}),
               "batch_size": batch, "input_size": size, "delta": delta, "rgb_steps": list(rgb_steps),
               "flow_steps": list(flow_steps), "phase": "train", "seed": 0}
     if period_steps != paper.FUSION_STEPS:
         params["period_steps"] = period_steps
-    tops = L.Python(name="period_data", ntop=len(names) + 1, include={"phase": caffe_pb2.TRAIN},
-                    python_param=python_param("co2fi_layers.period_data", "PeriodDataLayer",
-                                              params))
-    for (name, _), top in zip(names, tops[:-1], strict=True):
+    tops = L.Python(name="period_data", ntop=len(inputs) + 1, include={"phase": caffe_pb2.TRAIN},
+                    python_param=python_param(*names.PERIOD_DATA_LAYER, params))
+    for (name, _), top in zip(inputs, tops[:-1], strict=True):
         n[name] = top
     n.label = tops[-1]
-    return {name: n[name] for name, _ in names}, n.label
+    return {name: n[name] for name, _ in inputs}, n.label
 
 
+@block("Deploy inputs: one Input layer a tower")
 def deploy_inputs(
     n: NetSpec, inputs: Sequence[tuple[str, str]], preset: Preset, batch: int
 ) -> dict[str, Top]:
@@ -144,7 +147,7 @@ def add_test_data_layer(net: caffe_pb2.NetParameter, test_batch: int, paths: Dat
         del test.include[:]
         test.include.add().phase = caffe_pb2.TEST
         params: dict[str, Any] = json.loads(layer.python_param.param_str)
-        params.update(paths.layer_params("val", lists.list_modalities(params)))
+        params.update(paths.layer_params("val", names.list_modalities(params)))
         params["phase"] = "test"
         params["batch_size"] = test_batch
         test.python_param.param_str = json.dumps(params, sort_keys=True)

@@ -15,15 +15,18 @@ from caffe.net_spec import NetSpec, Top
 from netgen import paper
 from netgen.blocks import BIAS_FILLER, WEIGHT_FILLER, BuildContext, Scope
 from netgen.coarse_to_fine import prediction, step_losses
+from netgen.headings import block
 from netgen.recurrent import lstm
 
 
+@block(lambda a: f"Sec. 5.1: {a['name']}, the tower's feature as a 1-D map")
 def as_map(n: NetSpec, name: str, feature: Top) -> Top:
     """B x D feature -> B x 1 x D x 1, a one-dimensional map."""
     n[name] = L.Reshape(feature, name=name, reshape_param={"shape": {"dim": [0, 1, -1, 1]}})
     return n[name]
 
 
+@block(lambda a: f"Fig. 5, Sec. 5.1: stream-wise 1x1 fusion K_{a['step']}")
 def stream_wise_fusion(
     n: NetSpec, ctx: BuildContext, s: Scope, step: int, centre_map: Top, other_map: Top
 ) -> Top:
@@ -46,6 +49,7 @@ def stream_wise_fusion(
     return top
 
 
+@block(lambda a: f"Eq. 5: {len(a['fused'])}-unit asynchronous LSTM over the fused maps")
 def asynchronous_integration(
     n: NetSpec, ctx: BuildContext, s: Scope, fused: list[Top], dim: int, gamma_weight: float
 ) -> Top | None:

@@ -8,7 +8,9 @@ module imports nothing from Caffe, so every reader imports it, also where pycaff
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from netgen import paper
 
@@ -33,6 +35,58 @@ def channels(stream: str) -> int:
     if stream not in CHANNELS:
         raise ValueError(f"unknown stream {stream!r}; known: {STREAMS}")
     return CHANNELS[stream]
+
+
+# --- the files of a dataset folder (data_prep.lists writes them, the data layers read them) ---
+#: The streams whose lists a dataset folder holds (data_prep.lists writes them).
+MODALITIES: tuple[str, ...] = STREAMS
+#: A list holds a split's training or test ("val") videos.
+SUBSETS = ("train", "val")
+#: A dataset folder (data_prep's layout, the data layers' paths): frames under FRAMES_DIR,
+#: lists under LISTS_DIR.
+FRAMES_DIR, LISTS_DIR = "frames", "lists"
+#: param_str keys of the data layers that name a list -> its modality (None: the layer's own
+#: ``modality``), and the key of the frames root.
+LIST_KEYS: dict[str, str | None] = {"list": None, "rgb_list": "rgb", "flow_list": "flow"}
+ROOT_KEY = "root"
+
+
+def list_name(modality: str, subset: str, split: int, tag: str | None = None) -> str:
+    """File name of a list: ``{rgb,flow}_{train,val}_split<k>[_<tag>].txt`` (TSN's names; tag:
+    a subset of the training list, e.g. ``frac8``, see data_prep.lists.fraction_tag)."""
+    if modality not in MODALITIES or subset not in SUBSETS:
+        raise ValueError(f"no list for modality {modality!r} / subset {subset!r}; "
+                         f"modalities {MODALITIES}, subsets {SUBSETS}")
+    return f"{modality}_{subset}_split{split}" + (f"_{tag}" if tag else "") + ".txt"
+
+
+def lists_dir(data_root: str | os.PathLike[str]) -> Path:
+    return Path(data_root) / LISTS_DIR
+
+
+def frames_root(data_root: str | os.PathLike[str]) -> Path:
+    return Path(data_root) / FRAMES_DIR
+
+
+def list_path(data_root: str | os.PathLike[str], modality: str, subset: str, split: int,
+              tag: str | None = None) -> Path:
+    """Where the list of (modality, subset, split[, tag]) of a dataset folder is."""
+    return lists_dir(data_root) / list_name(modality, subset, split, tag)
+
+
+def list_modalities(params: dict) -> dict[str, str]:
+    """List key -> modality of each list a data layer's param_str names (LIST_KEYS)."""
+    return {key: modality or params.get("modality", "rgb")
+            for key, modality in LIST_KEYS.items() if key in params}
+
+
+def data_layer_paths(modalities: dict[str, str], data_root: str | os.PathLike[str], subset: str,
+                     split: int, tag: str | None = None) -> dict[str, str]:
+    """The path keys of a data layer's param_str for a dataset folder: each list key (of
+    ``modalities``: key -> modality) and the frames ``root``."""
+    out = {key: str(list_path(data_root, m, subset, split, tag)) for key, m in modalities.items()}
+    out[ROOT_KEY] = str(frames_root(data_root))
+    return out
 
 
 # --- towers of the fusion nets -----------------------------------------------------------------

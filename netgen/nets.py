@@ -14,7 +14,6 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 from caffe.proto import caffe_pb2
 
-from co2fi_layers.sampling import check_period_steps
 from netgen import names, paper
 from netgen.blocks import ELTWISE_SUM, TEST_ONLY, BuildContext, Scope, fc
 from netgen.coarse_to_fine import (
@@ -32,6 +31,7 @@ from netgen.data import (
     period_data,
 )
 from netgen.fusion import as_map, asynchronous_integration, stream_wise_fusion
+from netgen.headings import block
 from netgen.presets import SMALL, Preset
 from netgen.readings import DEFAULT, Readings
 from netgen.trunks import cnn_m_2048_trunk, vgg16_trunk
@@ -129,6 +129,8 @@ def _finish(n: NetSpec, name: str, opt: NetOptions, test_batch: int) -> caffe_pb
     return net
 
 
+@block(lambda a: f"Classifier {a['name']} and its "
+       + ("softmax loss" if a["ctx"].train else "prob"))
 def _classifier(
     n: NetSpec, ctx: BuildContext, s: Scope, name: str, feature: Top, loss_weight: float = 1.0,
     accuracy: bool = True, prob: bool = True,
@@ -248,7 +250,7 @@ def validate_fusion(delta: int, steps: int, towers: str, centre: str) -> None:
     _check_stream(centre)
     if not isinstance(delta, int) or not 1 <= delta <= MAX_DELTA:
         raise ValueError(f"delta must be an integer in 1..{MAX_DELTA}, not {delta!r}")
-    check_period_steps(steps)  # the data layer samples periods of T steps: one rule for both
+    paper.check_period_steps(steps)  # the data layer samples periods of T steps: one rule for both
 
 
 def asynchronous_fusion_net(

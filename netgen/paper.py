@@ -72,5 +72,15 @@ FLOW_MEAN: float = 128.0
 #: (co2fi_layers.sampling) and the evaluation accept; the paper's T is FUSION_STEPS.
 MAX_FUSION_STEPS: int = 9
 
+
+def check_period_steps(period_steps: int) -> int:
+    """``period_steps`` (T) if odd and in 1..MAX_FUSION_STEPS, else ValueError: the one rule of
+    netgen's fusion nets and the period sampler (co2fi_layers.sampling imports it)."""
+    if (not isinstance(period_steps, int) or isinstance(period_steps, bool)
+            or not 1 <= period_steps <= MAX_FUSION_STEPS or period_steps % 2 == 0):
+        raise ValueError(f"fusion steps T must be odd and in 1..{MAX_FUSION_STEPS} (the "
+                         f"centre input sits at step (T+1)/2), not {period_steps!r}")
+    return period_steps
+
 # --- Sec. 6.1: datasets ------------------------------------------------------------------------
 NUM_CLASSES: dict[str, int] = {"ucf101": 101, "hmdb51": 51}

@@ -36,7 +36,7 @@ class FusionSchedule:
 
     kind: str = STAGED
     #: Share of the stage's iterations spent in the warm-up (frozen towers).
-    warmup_fraction: float = 0.5
+    warmup_fraction: float = 0.75
     #: Warm-up learning rate, as a multiple of the stage's (the generated solver's) base lr.
     warmup_lr_factor: float = 10.0
     #: Joint phase's learning rate (the head's), as a multiple of the stage's base lr.

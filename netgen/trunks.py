@@ -13,6 +13,7 @@ from caffe import layers as L
 from caffe.net_spec import NetSpec, Top
 
 from netgen.blocks import BIAS_FILLER, CONV_FILLER, Scope, conv, fc, max_pool
+from netgen.headings import block
 from netgen.presets import Preset
 
 #: Convolutions per VGG-16 stage (Simonyan & Zisserman 2015, configuration D).
@@ -38,6 +39,7 @@ def scaled_input(n: NetSpec, s: Scope, data: Top, preset: Preset, prefix: str = 
     return n[name]
 
 
+@block(lambda a: f"VGG-16 trunk (Sec. 4.1; Simonyan & Zisserman 2015), conv1_1 to {a['upto']}")
 def vgg16_trunk(
     n: NetSpec, s: Scope, data: Top, preset: Preset, upto: str = "fc7"
 ) -> dict[str, Top]:
@@ -64,6 +66,7 @@ def vgg16_trunk(
     return tops
 
 
+@block("CNN_M_2048 trunk (Chatfield et al. 2014), conv1 to fc7")
 def cnn_m_2048_trunk(
     n: NetSpec, s: Scope, data: Top, preset: Preset, prefix: str, dropout: bool = True,
     extra: dict[str, Any] | None = None,

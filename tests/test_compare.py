@@ -87,6 +87,38 @@ def test_split_mismatch_is_reference_only(tmp_path):
     assert "different splits" in section.caption
 
 
+def test_a_run_with_fewer_classes_than_the_paper_is_reference_only(tmp_path):
+    """A 3-class tree called ucf101 (mmaction2's test frames) is not the 101-class benchmark:
+    no difference column, its class count in every label; 101 classes, or none recorded (older
+    results files), still compare."""
+    path = _results_file(tmp_path, [_row(num_classes=3), _row(num_classes=101, split="2"),
+                                    _row(split="3")])
+    few, full, unknown = compare.build_comparison(compare.read_results(path), tables=(1,))
+    assert (few.our_classes, few.comparable) == (3, False)
+    assert "not the paper's 101 classes (paper column is reference only)" in few.caption
+    markdown = compare.to_markdown([few])
+    assert markdown.splitlines()[0].endswith("— ours: UCF101 split 1 (3 classes)")
+    assert "paper UCF101 split 1 (reference only)" in markdown
+    assert "ours − paper" not in markdown
+    assert "| CO2FI-complete | appearance | 81.7 | 79.0 | 80.0 |" in markdown.split("\n")
+    assert ("1,CO2FI-complete,appearance,ucf101,1,81.7,ucf101,1,79.00,80.00,False,"
+            "runs/a/scores.h5,3") in compare.to_csv([few]).splitlines()
+    # the split check is unchanged; matching counts keep the column where split and dataset match
+    assert not full.comparable and "(101 classes)" not in full.caption
+    paper_split = compare.Section(1, "ucf101", "1", "ucf101", "1", full.rows, 101)
+    assert paper_split.comparable and "ours − paper" in compare.to_markdown([paper_split])
+    assert unknown.our_classes is None and "classes" not in unknown.caption
+    hmdb = compare.Section(1, "hmdb51", "1", "hmdb51", "1", (), 51)
+    assert hmdb.comparable and not compare.Section(1, "hmdb51", "1", "hmdb51", "1", (),
+                                                   101).comparable
+
+
+def test_bad_class_count_is_rejected(tmp_path):
+    path = _results_file(tmp_path, [_row(num_classes=1)])
+    with pytest.raises(ValueError, match=r"result 1: num_classes = 1 is not a class count"):
+        compare.read_results(path)
+
+
 def test_method_the_paper_left_blank_is_still_listed(tmp_path):
     path = _results_file(tmp_path, [_row(method="Baseline+SYN", dataset="hmdb51",
                                          stream="two-stream")])
@@ -163,7 +195,8 @@ def test_evaluate_scores_cli_fuses_files_and_records_the_result(tmp_path, capsys
     assert (row.dataset, row.accuracy, row.mean_class_accuracy) == ("synthetic", 0.75, 0.75)
     record = json.loads(results.read_text())["results"][0]  # the keys consumers read, + top5
     assert set(record) == {"method", "dataset", "split", "stream", "accuracy",
-                           "mean_class_accuracy", "source", "table", "top5"}
+                           "mean_class_accuracy", "source", "table", "top5", "num_classes"}
+    assert record["num_classes"] == 2  # the score files' class names
     assert record["top5"] == 1.0  # 2 classes
     assert (tmp_path / "eval" / "confusion.png").exists()
     assert "| 0 | x | 2 | 1 | 50.0 | y |" in (tmp_path / "eval" / "per_class.md").read_text()

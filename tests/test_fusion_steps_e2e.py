@@ -66,9 +66,13 @@ def test_seven_step_fusion_nets_train_and_are_evaluated(experiment) -> None:
         assert params["period_steps"] == STEPS and params["delta"] == 1
         other = "flow" if centre == "rgb" else "rgb"
         assert params[f"{other}_steps"] == list(range(1, STEPS + 1))
-        log = (run / "train.log").read_text()
+        # the warm-up phase starts from the baseline streams, the joint phase from it; the
+        # stage's 2 iterations are split between them
+        warm = exp.run_dir(f"{variant}_warmup")
+        log = (warm / "train.log").read_text()
         assert f"copied  {other}_t{STEPS}/conv1_1 <- {other}:conv1_1" in log
-        assert f"{variant}_iter_2.solverstate" in log  # trained its 2 iterations
+        assert f"{variant}_warmup_iter_1.solverstate" in log
+        assert f"{variant}_iter_1.solverstate" in (run / "train.log").read_text()
         (scored,) = load_scores(exp.out / "scores" / f"{variant}.h5").scores.values()
         videos = (exp.data_root / "lists" / "rgb_val_split1.txt").read_text().splitlines()
         assert scored.shape == (len(videos), paper.TEST_PERIODS, 4)  # every test video

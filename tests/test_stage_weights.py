@@ -137,7 +137,8 @@ def test_fusion_towers_hold_the_groupers_and_the_trained_co2fi_nets(trained) -> 
     co2fi = {s: _blobs(finals[f"co2fi_{s}"]) for s in ("rgb", "flow")}
     for centre, towers in (("rgb", ["rgb_t3"] + [f"flow_t{i}" for i in range(1, 6)]),
                            ("flow", ["flow_t3"] + [f"rgb_t{i}" for i in range(1, 6)])):
-        run = exp.run_dir(f"co2fi_asyn_d5_{centre}_centred")
+        # the stage's first phase (the warm-up, towers frozen) is the one started from them
+        run = exp.run_dir(f"co2fi_asyn_d5_{centre}_centred_warmup")
         log = (run / "train.log").read_text()
         init = _blobs(run / "init.caffemodel")
         final = _blobs(finals[f"co2fi_asyn_d5_{centre}_centred"])

@@ -104,7 +104,8 @@ def record_result(evaluation: Evaluation, results_path: str | os.PathLike, metho
                     stream=stream, accuracy=evaluation.accuracy.top1,
                     mean_class_accuracy=evaluation.accuracy.mean_class,
                     top5=evaluation.accuracy.top5,
-                    source=" + ".join(evaluation.models), table=table)
+                    source=" + ".join(evaluation.models), table=table,
+                    num_classes=len(evaluation.class_names))
     build_comparison([row], source=os.fspath(results_path))  # unknown method: error, no write
     upsert_result(results_path, row)
     return row

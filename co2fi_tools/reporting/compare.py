@@ -10,12 +10,14 @@ Results file (schema ``co2fi-results/1``), JSON::
 or CSV with the same columns. ``accuracy`` (top-1), ``mean_class_accuracy`` and ``top5``
 (optional; written since top-5 is reported) are fractions in [0, 1]; ``table`` is optional
 (default: every table that lists the method); ``stream`` is ``appearance``, ``motion`` or
-``two-stream``.
+``two-stream``; ``num_classes`` (optional, written by the evaluation) is the classes our run had.
 
 Rules: a row maps to paper rows by method name (spelling-tolerant, ``paper_tables.method_key``)
-and stream. A difference to the paper is shown only when dataset and split are the paper's; for
-any other dataset (``synthetic``) the paper's UCF101 column is shown as reference only, under a
-caption that says so. Synthetic results are never labelled UCF101.
+and stream. A difference to the paper is shown only when dataset, split and class count are the
+paper's (UCF101: 101 classes, HMDB51: 51); for any other dataset (``synthetic``), split or class
+count (a 3-class tree named ucf101) the paper's column is shown as reference only, under a
+caption that says so. Synthetic results are never labelled UCF101, and a run with fewer classes
+is labelled with its class count.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ResultRow:
     source: str = ""
     table: int | None = None
     top5: float | None = None  # added after schema co2fi-results/1 was fixed: optional
+    num_classes: int | None = None  # likewise optional (None: not recorded)
 
 
 def _row_from_record(record: dict, where: str) -> ResultRow:
@@ -66,7 +69,9 @@ def _row_from_record(record: dict, where: str) -> ResultRow:
             mean_class_accuracy=float(record["mean_class_accuracy"]),
             source=str(record.get("source") or ""),
             table=int(table) if table not in (None, "") else None,
-            top5=float(record["top5"]) if record.get("top5") not in (None, "") else None)
+            top5=float(record["top5"]) if record.get("top5") not in (None, "") else None,
+            num_classes=(int(record["num_classes"])
+                         if record.get("num_classes") not in (None, "") else None))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{where}: {err}") from err
     if row.stream not in RESULT_STREAMS:
@@ -75,6 +80,8 @@ def _row_from_record(record: dict, where: str) -> ResultRow:
         value = getattr(row, name)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{where}: {name} = {value} is not a fraction in [0, 1]")
+    if row.num_classes is not None and row.num_classes < 2:
+        raise ValueError(f"{where}: num_classes = {row.num_classes} is not a class count (>= 2)")
     if row.table is not None and row.table not in pt.TABLE_TITLES:
         raise ValueError(f"{where}: table {row.table} is not one of {sorted(pt.TABLE_TITLES)}")
     return row
@@ -149,19 +156,41 @@ class Section:
     our_dataset: str
     our_split: str
     rows: tuple[ComparedRow, ...]
+    #: Classes of our run (None: not recorded, taken to be the paper's).
+    our_classes: int | None = None
+
+    @property
+    def paper_classes(self) -> int:
+        return pt.NUM_CLASSES[self.paper_dataset]
+
+    @property
+    def same_classes(self) -> bool:
+        return self.our_classes is None or self.our_classes == self.paper_classes
 
     @property
     def comparable(self) -> bool:
-        return self.our_dataset == self.paper_dataset and self.our_split == self.paper_split
+        return (self.our_dataset == self.paper_dataset and self.our_split == self.paper_split
+                and self.same_classes)
+
+    @property
+    def ours_label(self) -> str:
+        """``UCF101 split 1``, with the class count when it is not the paper's for that dataset
+        (``UCF101 split 1 (3 classes)``; other datasets are not the paper's anyway)."""
+        label = f"{pt.dataset_label(self.our_dataset)} {pt.split_label(self.our_split)}"
+        shown = self.our_dataset == self.paper_dataset and not self.same_classes
+        return f"{label} ({self.our_classes} classes)" if shown else label
 
     @property
     def caption(self) -> str:
         paper = f"paper: {pt.dataset_label(self.paper_dataset)} {pt.split_label(self.paper_split)}"
-        ours = f"ours: {pt.dataset_label(self.our_dataset)} {pt.split_label(self.our_split)}"
+        ours = f"ours: {self.ours_label}"
         if self.comparable:
             return f"{paper}; {ours}"
         if self.our_dataset != self.paper_dataset:
             return (f"{paper}; {ours}, not comparable in absolute terms "
+                    f"(paper column is reference only)")
+        if not self.same_classes:
+            return (f"{paper}; {ours}, not the paper's {self.paper_classes} classes "
                     f"(paper column is reference only)")
         return f"{paper}; {ours}, different splits (paper column is reference only)"
 
@@ -194,12 +223,14 @@ def build_comparison(results: Sequence[ResultRow], tables: Iterable[int] = (1, 2
     sections = []
     for table in tables:
         mine = [r for r in results if table in _tables_of(r)]
-        groups = sorted({(r.dataset, r.split) for r in mine})
-        for dataset, split in groups:
+        groups = sorted({(r.dataset, r.split, r.num_classes) for r in mine},
+                        key=lambda g: (g[0], g[1], -1 if g[2] is None else g[2]))
+        for dataset, split, classes in groups:
             paper_dataset = dataset if dataset in pt.NUM_CLASSES_DATASETS else REFERENCE_DATASET
             paper_split = "mean3" if table == 3 else "1"
             ours_here = {(pt.method_key(r.method), _paper_stream(table, r.stream)): r
-                         for r in mine if (r.dataset, r.split) == (dataset, split)}
+                         for r in mine if (r.dataset, r.split, r.num_classes) == (dataset, split,
+                                                                                  classes)}
             rows = []
             listed = set()
             for paper in pt.paper_rows(table, paper_dataset):
@@ -214,7 +245,7 @@ def build_comparison(results: Sequence[ResultRow], tables: Iterable[int] = (1, 2
                 if key not in listed and key[1] in table_streams:
                     rows.append(ComparedRow(ours.method, key[1], None, ours))
             sections.append(Section(table, paper_dataset, paper_split, dataset, split,
-                                    tuple(rows)))
+                                    tuple(rows), classes))
     return sections
 
 
@@ -236,15 +267,15 @@ def to_markdown(sections: Sequence[Section], metric: str = "mean_class") -> str:
         paper_col = f"paper {pt.dataset_label(s.paper_dataset)} {pt.split_label(s.paper_split)}"
         if not s.comparable:
             paper_col += " (reference only)"
-        ours_col = f"ours {pt.dataset_label(s.our_dataset)} {pt.split_label(s.our_split)}"
+        ours_col = f"ours {s.ours_label}"
         header = (f"| method | stream | {paper_col} (%) | {ours_col}: mean class acc. (%) "
                   f"| {ours_col}: top-1 (%) |")
         rule = "|---|---|---:|---:|---:|"
         if s.comparable:
             header += f" ours − paper ({METRICS[metric]}) |"
             rule += "---:|"
-        out += [f"### {pt.TABLE_TITLES[s.table]} — ours: {pt.dataset_label(s.our_dataset)} "
-                f"{pt.split_label(s.our_split)}", "", f"*{s.caption}.*", "", header, rule]
+        out += [f"### {pt.TABLE_TITLES[s.table]} — ours: {s.ours_label}", "",
+                f"*{s.caption}.*", "", header, rule]
         for r in s.rows:
             mean_class, top1 = _our_value(r.ours, "mean_class"), _our_value(r.ours, "top1")
             line = (f"| {r.method} | {r.stream} | {_pct(r.paper)} | {_pct(mean_class)} | "
@@ -260,7 +291,7 @@ def to_markdown(sections: Sequence[Section], metric: str = "mean_class") -> str:
 
 CSV_COLUMNS = ["table", "method", "stream", "paper_dataset", "paper_split", "paper_accuracy_pct",
                "our_dataset", "our_split", "our_mean_class_accuracy_pct", "our_top1_pct",
-               "comparable", "source"]
+               "comparable", "source", "our_classes"]
 
 
 def to_csv(sections: Sequence[Section]) -> str:
@@ -275,7 +306,8 @@ def to_csv(sections: Sequence[Section]) -> str:
                 "" if r.paper is None else r.paper, s.our_dataset, s.our_split,
                 "" if mean_class is None else f"{mean_class:.2f}",
                 "" if top1 is None else f"{top1:.2f}", s.comparable,
-                r.ours.source if r.ours else ""])
+                r.ours.source if r.ours else "",
+                "" if s.our_classes is None else s.our_classes])
     return out.getvalue()
 
 

@@ -1,0 +1,44 @@
+"""The runs of a stage (co2fi_tools/pipeline.py:stage_phases): one, or a fusion stage's
+warm-up and joint phases sharing its iterations and scaling its learning rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from co2fi_tools.experiment import Experiment
+from co2fi_tools.pipeline import stage_phases
+from co2fi_tools.stages import plan
+from netgen.schedule import JOINT, FusionSchedule
+
+
+def _exp(**kw) -> Experiment:
+    return Experiment(dataset="synthetic", data_root=Path("/d"), num_classes=12, out=Path("/o"),
+                      methods=("CO2FI+ASYN (Δ = 5)",), **kw)
+
+
+def _stages(exp: Experiment):
+    return {s.variant: s for s in plan(exp.methods, exp.settings)}
+
+
+def test_a_fusion_stage_trains_in_two_phases_that_share_its_iterations():
+    exp = _exp(max_iter=500, fusion_max_iter=100, fusion_base_lr=1e-3,
+               fusion_schedule=FusionSchedule(warmup_fraction=0.25, warmup_lr_factor=10,
+                                              joint_lr_factor=0.5))
+    stages = _stages(exp)
+    warm, joint = stage_phases(exp, stages["co2fi_asyn_d5_rgb_centred"])
+    assert (warm.name, warm.max_iter) == ("co2fi_asyn_d5_rgb_centred_warmup", 25)
+    assert (joint.name, joint.max_iter) == ("co2fi_asyn_d5_rgb_centred", 75)
+    assert warm.base_lr == pytest.approx(1e-2) and joint.base_lr == pytest.approx(5e-4)
+    (single,) = stage_phases(exp, stages["co2fi_rgb"])
+    assert (single.name, single.max_iter, single.base_lr) == ("co2fi_rgb", 500, None)
+
+
+def test_without_sizes_the_generated_solvers_decide_and_one_phase_is_the_literal_reading():
+    exp = _exp()
+    warm, joint = stage_phases(exp, _stages(exp)["co2fi_asyn_d5_flow_centred"])
+    assert warm.max_iter is None and joint.max_iter is None and warm.base_lr is None
+    literal = _exp(fusion_max_iter=100, fusion_schedule=FusionSchedule(JOINT))
+    (only,) = stage_phases(literal, _stages(literal)["co2fi_asyn_d5_flow_centred"])
+    assert (only.name, only.max_iter) == ("co2fi_asyn_d5_flow_centred", 100)
