@@ -53,6 +53,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:  # a writer's error names no file (matplotlib, h5py): name ``path``
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise with_path(exc, path) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -375,3 +375,17 @@ def test_killed_data_layer_workers_stop_training_in_one_line_without_a_hang(
     line = _last_line(err)
     assert line.startswith("co2fi-train: error: run: prefetch worker ") and " died (exit code " \
         "-9) (log: " in line, line
+
+
+def test_a_writer_failing_inside_atomic_path_is_named_by_the_target(tmp_path: Path) -> None:
+    """matplotlib or h5py raise ENOSPC naming no file (the soak saw `demo: error: No space
+    left on device`): the target is named, the temporary removed."""
+    import errno
+
+    from co2fi_tools.safe_io import atomic_path, error_line
+
+    target = tmp_path / "plots" / "confusion.png"
+    with pytest.raises(OSError) as info, atomic_path(target, suffix=".png"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert error_line(info.value) == f"{target}: no space left on device (disk full)"
+    assert not list(target.parent.iterdir())
