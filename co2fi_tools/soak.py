@@ -120,23 +120,24 @@ def _phase(log: Path) -> str:
     return "other"
 
 
-def targets(demo: subprocess.Popen, log: Path) -> dict[str, int]:
-    """What can be killed now: kind -> pid."""
-    found: dict[str, int] = {}
+def targets(demo: subprocess.Popen, log: Path) -> dict[str, list[int]]:
+    """What can be killed now: kind -> pids (every data-layer worker of the solver: one of
+    the test net's alone is never waited for, and the run would go on untouched)."""
+    found: dict[str, list[int]] = {}
     if demo.poll() is not None:
         return found
     phase = _phase(log)
-    found["evaluation" if phase == "evaluation" else "driver"] = demo.pid
+    found["evaluation" if phase == "evaluation" else "driver"] = [demo.pid]
     own = _cmdline(demo.pid)
     for child in _children(demo.pid):
         cmd = _cmdline(child)
         if "co2fi_tools.training.solver_worker" in cmd:
-            found["solver"] = child
+            found["solver"] = [child]
             workers = [w for w in _children(child) if _alive(w)]
             if workers:
-                found["data-worker"] = workers[0]
+                found["data-worker"] = workers
         elif cmd == own and phase == "extraction" and _alive(child):
-            found["extraction-worker"] = child
+            found["extraction-worker"] = [child]
     return found
 
 
@@ -435,7 +436,8 @@ def soak(base: Path, seed: int, kills: int, demo_args: list[str], disk_mb: int,
                 weights = [1.0 / (1 + report.kills[k]) ** 2 for k in kinds]
                 kind = rng.choices(kinds, weights)[0]
                 try:
-                    os.kill(found[kind], signal.SIGKILL)
+                    for pid in found[kind]:
+                        os.kill(pid, signal.SIGKILL)
                     report.kills[kind] += 1
                     print(f"soak: kill {sum(report.kills.values())}: {kind} (pid "
                           f"{found[kind]}) at attempt {attempt}", file=sys.stderr)
