@@ -9,13 +9,16 @@ PYTEST_ARGS ?=
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -c1-12)
 VENV_STAMP := $(VENV)/.co2fi-$(REQ_HASH)
 
-.PHONY: demo claims test venv caffe caffe-cuda caffe-cuda-compile caffe-cpp-tests gpu-runtime gpu-rehearse docker-test netgen lint bench mutation clean-venv
+.PHONY: demo claims soak test venv caffe caffe-cuda caffe-cuda-compile caffe-cpp-tests gpu-runtime gpu-rehearse docker-test netgen lint bench mutation clean-venv
 
 demo: caffe                        ## the main job: synthetic data -> training -> evaluation -> tables
 	$(PY) tools/demo.py $(DEMO_ARGS)
 
 claims: caffe                      ## Tables 1-2 in miniature, 3 seeds, claims marked (docs/MINIATURE.md; hours)
 	$(PY) tools/claims.py $(CLAIMS_ARGS)
+
+soak: caffe                        ## fault-injection soak of a small demo (kills, full disk; root; ~30 min; not in CI)
+	nice -n 10 $(PY) tools/soak.py $(SOAK_ARGS)
 
 test: caffe                        ## every test, pycaffe's own 52 included
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -33,7 +33,7 @@ CAFFE_PHASES = {0: TRAIN, 1: TEST}  # caffe.TRAIN, caffe.TEST
 #: both modalities; a video then has F - 1 flow frames, as denseflow writes them).
 LIST_COUNTS = ("own", "rgb")
 #: param_str keys the data layer reads itself (co2fi_layers.data_layer), not the batch makers.
-LAYER_KEYS = {"workers", "prefetch"}
+LAYER_KEYS = {"workers", "prefetch", "first_batch"}
 
 
 def _check_rank(rank: int, world: int) -> None:

@@ -3,7 +3,8 @@ param_str, its batches made ahead by prefetch workers (co2fi_layers.prefetch) an
 tops. A data layer module names its maker class and nothing else (clip_data.py, period_data.py).
 
 param_str keys of the layer itself, beside the maker's: workers (prefetch processes; default
-co2fi_layers.workers.default_workers()) and prefetch (batches in flight). rank and world
+co2fi_layers.workers.default_workers()), prefetch (batches in flight) and first_batch (the
+batch to start at: a resumed training's forward passes so far). rank and world
 (data-parallel training) default to Caffe's solver rank and count.
 """
 
@@ -36,7 +37,10 @@ class PrefetchingDataLayer(caffe.Layer):
             raise ValueError(f"{name} has tops {list(self.shapes)}, the net gives {len(top)}")
         workers = int(params.get("workers", default_workers()))
         depth = params.get("prefetch")
-        self.prefetcher = Prefetcher(self.maker, workers, None if depth is None else int(depth))
+        # a resumed training continues the stream where the snapshot left it (set by the
+        # training driver): the same batches as a run that was never interrupted
+        self.prefetcher = Prefetcher(self.maker, workers, None if depth is None else int(depth),
+                                     first_batch=int(params.get("first_batch", 0)))
 
     def reshape(self, bottom, top):
         # pycaffe's blob vectors index but do not iterate

@@ -47,6 +47,8 @@ def _slot_arrays(buffer: mmap.mmap, shapes: Mapping[str, tuple[int, ...]]
 def _worker(maker: BatchMaker, slots: list[dict[str, np.ndarray]], tasks, results,
             parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # not the solver's handler (which only asks for a snapshot): terminate() must end a worker
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         import cv2
 
@@ -154,4 +156,7 @@ def _shutdown(processes, tasks) -> None:
         p.join(timeout=5)
         if p.is_alive():
             p.terminate()
+            p.join(timeout=5)
+        if p.is_alive():  # e.g. stuck on a queue lock that a killed worker held
+            p.kill()
             p.join(timeout=5)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from co2fi_tools.pipeline import Experiment, generate_nets, log, train_stages
-from co2fi_tools.safe_io import FolderLock, atomic_write_bytes, atomic_write_text
+from co2fi_tools.safe_io import FolderLock, atomic_write_bytes, atomic_write_text, check_space
 from co2fi_tools.stages import Stage
 from netgen import names
 from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, FusionSchedule
@@ -76,6 +76,7 @@ def prepare_data(root: Path, classes: int, clips: int, frames: int, flow: str, w
     log(f"extracting frames and {flow} optical flow into {frames_root}")
     if extract.main([str(root / "videos"), str(frames_root), "--size", FRAME_SIZE,
                      "--flow", flow, "--workers", str(workers)]):
+        check_space(frames_root)  # a full disk: said in one line
         raise RuntimeError(f"extraction into {frames_root} failed for some videos (see above)")
     if lists.main(["synthetic", str(root / "splits"), str(frames_root), str(lists_dir),
                    "--fraction"]):

@@ -40,6 +40,7 @@ from co2fi_tools.safe_io import (
     FolderLock,
     atomic_write_text,
     check_settings,
+    check_space,
     error_line,
     read_settings,
     record_settings,
@@ -246,7 +247,18 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
     """A dataset folder with frames/ and lists/: from videos (extracted), rawframes of TSN's
     or mmaction2's tools (linked, read with ``layout``), or as it is; lists from the official
     splits or, with ``list_dir``, TSN's / mmaction2's own lists (linked). Errors name the
-    folder and what is missing."""
+    folder and what is missing. ``root`` is locked meanwhile: a second experiment on the same
+    data root stops in one line while the first extracts or writes lists."""
+    with FolderLock(root, "dataset preparation"):
+        return _prepare_dataset_locked(dataset, root, split, splits_dir, videos, rawframes,
+                                       flow, workers, list_dir, layout, level, num_classes)
+
+
+def _prepare_dataset_locked(dataset: str, root: Path, split: int, splits_dir: Path | None,
+                            videos: Path | None, rawframes: Path | None, flow: str,
+                            workers: int, list_dir: Path | None = None,
+                            layout: dict | None = None, level: str = "auto",
+                            num_classes: int | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     frames = lists.frames_root(root)
     if videos is not None:
@@ -254,6 +266,7 @@ def prepare_dataset(dataset: str, root: Path, split: int, splits_dir: Path | Non
             raise FileNotFoundError(f"--videos {videos}: no such folder")
         log(f"extracting frames and {flow} flow of {videos} into {frames}")
         if extract.main([str(videos), str(frames), "--flow", flow, "--workers", str(workers)]):
+            check_space(frames)  # a full disk: said in one line
             raise RuntimeError(f"extraction of {videos} stopped or failed for some videos "
                                "(see above)")
     elif rawframes is not None:
@@ -386,7 +399,7 @@ def run_reporting_errors(prog: str, job: Callable[[], T]) -> tuple[int, T | None
         print(f"{prog}: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, DataError) as exc:
         print(f"{prog}: error: {error_line(exc)}", file=sys.stderr)
         return 1, None
     return EXIT_INTERRUPTED, None

@@ -53,6 +53,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
     try:
         yield Path(tmp)
         os.replace(tmp, path)
+    except OSError as exc:  # a writer's error names no file (matplotlib, h5py): name ``path``
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise with_path(exc, path) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -60,11 +64,23 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` so that readers see either the old or the whole new file."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Write ``data`` so that readers see either the old or the whole new file. An OSError
+    names ``path`` (a full disk: ``<path>: no space left on device (disk full)``)."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:  # the temporary's name would mean nothing to the user
+        raise with_path(exc, path, replace=True) from None
+
+
+def with_path(exc: OSError, path: str | os.PathLike[str], replace: bool = False) -> OSError:
+    """``exc`` naming ``path`` when it names no file (a write, flush or fsync that failed),
+    or in any case with ``replace``."""
+    if exc.errno is None or (exc.filename is not None and not replace):
+        return exc
+    return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), os.fspath(path))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -97,6 +113,22 @@ def os_error_line(exc: OSError, path: str | os.PathLike[str] | None = None) -> s
     """``<path>: <cause>`` for an OSError (``path`` defaults to the error's file name)."""
     where = os.fspath(path) if path is not None else (exc.filename or "")
     return f"{where}: {os_error_cause(exc)}" if where else os_error_cause(exc)
+
+
+def disk_full(path: str | os.PathLike[str], margin: int = 1 << 20) -> bool:
+    """Whether the file system of ``path`` has (nearly) no space left for us."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < margin
+
+
+def check_space(path: str | os.PathLike[str]) -> None:
+    """OSError ``<path>: no space left on device (disk full)`` when ``path``'s disk is full:
+    for a step that failed in many small ways, to say the cause in one line."""
+    if disk_full(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
 
 
 def error_line(exc: BaseException) -> str:
@@ -150,20 +182,42 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _holder_gone(info: Mapping[str, Any]) -> bool:
+    """Whether the recorded holder was a process of this machine that no longer runs."""
+    try:
+        pid = int(info["pid"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return info.get("host") == socket.gethostname() and not pid_alive(pid)
+
+
+def held_lock_fds(folder: str | os.PathLike[str] | None = None) -> list[int]:
+    """The descriptors of the locks this process holds (of ``folder``'s lock only, if given):
+    pass them to a child (``pass_fds``) that must keep the folder locked while it runs."""
+    if folder is None:
+        return [fd for fd, _ in _HELD.values()]
+    key = os.path.realpath(Path(folder) / LOCK_NAME)
+    return [_HELD[key][0]] if key in _HELD else []
+
+
 _HELD: dict[str, list] = {}  # realpath of lock file -> [fd, depth]
 
 
 class FolderLock:
     """An exclusive lock on ``folder`` for one job (``with FolderLock(out, "extraction"):``).
 
-    Raises :class:`LockHeld` at once (no waiting) when another process holds it. The holder's
-    pid, host, command and start time are kept in ``<folder>/.lock`` for that message. The file
-    is removed on release (a job that opened it before checks that it locked the file still
-    there); a killed job leaves it behind, and the next job takes it over."""
+    Raises :class:`LockHeld` at once (no waiting) when another live process holds it. The
+    holder's pid, host, command and start time are kept in ``<folder>/.lock`` for that message.
+    The file is removed on release (a job that opened it before checks that it locked the file
+    still there); a killed job leaves it behind, and the next job takes it over. Children given
+    the lock (``held_lock_fds``, inherited by a fork) keep it after their killed parent: a
+    rerun waits for them (``orphan_wait_s``, said on stderr), then refuses naming them."""
 
     def __init__(self, folder: str | os.PathLike[str], job: str = "job",
-                 announce_takeover: bool = True, name: str = LOCK_NAME) -> None:
+                 announce_takeover: bool = True, name: str = LOCK_NAME,
+                 orphan_wait_s: float = 120.0) -> None:
         self.folder = Path(folder)
+        self.orphan_wait_s = orphan_wait_s
         self.job = job
         self.path = self.folder / name
         self.announce_takeover = announce_takeover
@@ -188,14 +242,8 @@ class FolderLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self._read(fd)
-                os.close(fd)
-                raise LockHeld(
-                    f"{self.folder}: in use by another {self.job}: {_holder_text(holder)}; wait "
-                    f"for it to finish or stop it (its lock is {self.path})") from None
-            except OSError:
+                self._flock(fd)
+            except BaseException:
                 os.close(fd)
                 raise
             try:  # the holder we waited on may have removed the file: lock the one there now
@@ -215,11 +263,49 @@ class FolderLock:
                       f"{old.get('job', 'job')}, {_holder_text(old)}{state}", file=sys.stderr)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "job": self.job,
                 "started": time.time(), "command": " ".join(sys.argv)[:300]}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+        except OSError as exc:  # a full disk: one line naming the lock file
+            os.close(fd)
+            raise with_path(exc, self.path) from None
         _HELD[key] = [fd, 1]
         self._key = key
         return self
+
+    def _flock(self, fd: int) -> None:
+        """Lock ``fd``; LockHeld when a live job holds it. A holder that died (SIGKILL) may
+        have left children that inherited the lock (a solver finishing its snapshot, pool
+        workers finishing a video): they are waited for, up to ``orphan_wait_s``."""
+        deadline, said = None, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                holder = self._read(fd)
+            if not _holder_gone(holder):
+                raise LockHeld(
+                    f"{self.folder}: in use by another {self.job}: {_holder_text(holder)}; wait "
+                    f"for it to finish or stop it (its lock is {self.path})")
+            deadline = deadline or time.monotonic() + self.orphan_wait_s
+            if time.monotonic() >= deadline:
+                raise LockHeld(
+                    f"{self.folder}: still locked by processes that a stopped {self.job} "
+                    f"started ({_holder_text(holder)}, no longer running) after "
+                    f"{self.orphan_wait_s:g} s; stop them (fuser {self.path}) and rerun")
+            if not said and self.announce_takeover:
+                print(f"note: {self.folder}: waiting for the processes that a stopped "
+                      f"{holder.get('job', 'job')} (pid {holder.get('pid')}) started to exit",
+                      file=sys.stderr)
+                said = True
+            time.sleep(0.2)
+
+    @property
+    def fd(self) -> int | None:
+        """The locked file's descriptor while held (a child given it keeps the lock)."""
+        held = _HELD.get(self._key) if self._key else None
+        return held[0] if held else None
 
     def release(self) -> None:
         key, self._key = self._key, None

@@ -23,6 +23,8 @@ import shutil
 import socket
 import sys
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,6 +242,20 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # one core a worker: processes, not threads, give the speed-up
 
 
+def _pool_worker_init() -> None:
+    """A pool worker: as _worker_init, and it ends with the extraction (Linux: SIGKILL when
+    its parent dies), so that no orphan keeps the frames folder locked."""
+    _worker_init()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):  # not Linux
+        pass
+    if os.getppid() == 1:  # the parent died before prctl: nothing to extract for
+        os._exit(1)
+
+
 def _run_one(job: tuple) -> Outcome:
     """(video, out_dir, options[, redo]) -> Outcome; never raises."""
     video, out_dir, options, *rest = job
@@ -328,11 +344,19 @@ def _extract_locked(videos: Sequence[Path], frames_root: Path, options: ExtractO
                 if bar:
                     bar.update()
         else:
-            with multiprocessing.get_context("fork").Pool(workers, _worker_init) as pool:
-                for outcome in pool.imap_unordered(_run_one, jobs, chunksize=1):
-                    outcomes.append(outcome)
-                    if bar:
-                        bar.update()
+            # not multiprocessing.Pool: it waits forever for the video of a worker that was
+            # killed; an executor is told (BrokenProcessPool)
+            with ProcessPoolExecutor(workers, multiprocessing.get_context("fork"),
+                                     _pool_worker_init) as pool:
+                try:
+                    for future in as_completed([pool.submit(_run_one, job) for job in jobs]):
+                        outcomes.append(future.result())
+                        if bar:
+                            bar.update()
+                except BrokenProcessPool:
+                    raise DataError(frames_root, "an extraction worker died (killed, or out of "
+                                    "memory); finished videos are kept (.done): rerun to "
+                                    "extract the rest") from None
     finally:
         if bar:
             bar.close()

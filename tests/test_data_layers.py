@@ -136,6 +136,48 @@ def test_workers_stop_on_close(uniform_videos):
     prefetcher.close()
 
 
+STUCK_WORKERS = r"""
+import signal, sys, time
+from co2fi_layers.prefetch import Prefetcher
+
+class Stuck:  # a worker that never finishes its batch (as one waiting on a lock a killed
+    def shapes(self):  # worker held)
+        return {"x": (1,)}
+
+    def fill(self, batch_index, outputs):
+        time.sleep(3600)
+
+signal.signal(signal.SIGTERM, lambda *_: None)  # as the solver worker: SIGTERM asks to stop
+prefetcher = Prefetcher(Stuck(), 2)
+print(" ".join(str(p.pid) for p in prefetcher._processes), flush=True)
+time.sleep(0.5)
+prefetcher.close()
+"""
+
+
+def test_close_ends_stuck_workers_of_a_process_that_handles_sigterm():
+    """The solver worker handles SIGTERM (a snapshot request); its forked data-layer workers
+    must not inherit that, or a stuck one outlives close() and Python's exit waits for it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_WORKERS], cwd=repo,
+                            stdout=subprocess.PIPE, text=True)
+    pids = [int(x) for x in proc.stdout.readline().split()]
+    try:
+        assert proc.wait(timeout=60) == 0
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for pid in pids:
+            os.kill(pid, 9)
+        raise AssertionError("the process never exited: its data workers ignored "
+                             "SIGTERM") from None
+    assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
 def _net(tmp_path, module, layer, params, tops):
     import caffe
 

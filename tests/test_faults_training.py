@@ -281,7 +281,9 @@ def test_a_full_disk_at_the_end_is_one_line_and_leaves_no_final_weights(
     monkeypatch.setattr(shutil, "copyfile", full)
     rc = main(_cli(tmp_path, run, max_iter=20)[3:])
     err = capsys.readouterr().err
-    assert rc == 1 and _last_line(err).startswith("co2fi-train: error: tiny: cannot write ")
-    assert "No space left on device" in _last_line(err) and "Traceback" not in err
+    assert rc == 1 and _last_line(err).startswith(
+        f"co2fi-train: error: {run / 'final.caffemodel'}: no space left on device (disk full); "
+        "tiny: free space and rerun")
+    assert "Traceback" not in err
     assert not (run / "final.caffemodel").exists()
     assert not list(run.glob(".final*"))

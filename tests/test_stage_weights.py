@@ -233,3 +233,39 @@ def test_train_cli_takes_paths_relative_to_the_working_directory(
     assert f"root\\\": \\\"{exp.data_root / 'frames'}" in (run / "train.prototxt").read_text()
     _assert_same(_blobs(run / "final.caffemodel")["grouper_conv1"],
                  _blobs(finals["grouper_rgb"])["grouper_conv1"], "grouper_conv1")
+
+
+RANDOM_INIT = r"""
+import sys
+from co2fi_tools.weights.stage_weights import initialise_from_stages
+initialise_from_stages(sys.argv[1], sys.argv[2], {}, seed=int(sys.argv[3]))
+"""
+
+
+@requires_caffe
+def test_layers_no_source_fills_get_the_same_weights_in_every_process(tmp_path: Path) -> None:
+    """Caffe's fillers draw from its global generator, seeded per process unless told: two
+    runs of one experiment gave different CO2FI nets before they were seeded (the soak)."""
+    import subprocess
+    import sys
+
+    from caffe.proto import caffe_pb2
+
+    net = tmp_path / "net.prototxt"
+    net.write_text('name: "n" layer { name: "x" type: "Input" top: "x" input_param { shape { '
+                   'dim: 1 dim: 4 } } } layer { name: "fc" type: "InnerProduct" bottom: "x" '
+                   'top: "y" inner_product_param { num_output: 3 weight_filler { type: '
+                   '"gaussian" std: 1 } } }')
+    repo = Path(__file__).resolve().parent.parent
+
+    def weights(name: str, seed: int) -> list[float]:
+        out = tmp_path / name
+        subprocess.run([sys.executable, "-c", RANDOM_INIT, str(net), str(out), str(seed)],
+                       cwd=repo, check=True)
+        parsed = caffe_pb2.NetParameter()
+        parsed.ParseFromString(out.read_bytes())
+        return [v for layer in parsed.layer for b in layer.blobs for v in b.data]
+
+    first = weights("a.caffemodel", 0)
+    assert first and first == weights("b.caffemodel", 0)
+    assert first != weights("c.caffemodel", 1)

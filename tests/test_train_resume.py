@@ -261,8 +261,8 @@ def test_initial_weights_are_made_only_for_a_run_that_starts_from_nothing(
 
     made = []
 
-    def initialise(net, out, sources):
-        made.append((Path(net), Path(out), dict(sources)))
+    def initialise(net, out, sources, seed):
+        made.append((Path(net), Path(out), dict(sources), seed))
         Path(out).write_bytes(b"init")
         return "copied 1 layers"
 
@@ -272,7 +272,7 @@ def test_initial_weights_are_made_only_for_a_run_that_starts_from_nothing(
     run = tmp_path / "run"
     train(_job(tmp_path, max_iter=20, init={"grouper": str(grouper)}), run)
     assert made == [(run / "train.prototxt", run / "init.caffemodel",
-                     {"grouper": str(grouper)})]
+                     {"grouper": str(grouper)}, 7)]  # the fillers drawn with the job's seed
     assert solver.cmd[-1] == f"--weights={run}/init.caffemodel"
     assert (run / "train.log").read_text() == (
         f"co2fi: initial weights {run}/init.caffemodel\ncopied 1 layers\n")
@@ -312,7 +312,7 @@ def test_the_caffe_tool_gets_snapshot_and_gpu_flags(tmp_path: Path, solver: Fake
 
     from co2fi_tools.weights import stage_weights
 
-    def initialise(net, out, sources) -> str:
+    def initialise(net, out, sources, seed) -> str:
         Path(out).write_bytes(b"i")
         return ""
 
@@ -415,7 +415,7 @@ def test_restart_moves_the_old_run_aside_and_trains_from_the_start(
     assert not [c for c in solver.cmd if c.startswith("--restore")]
     assert _weights(final) == [20.0, 2.0]
     old = run / "discarded" / "20261130-0100"
-    assert sorted(p.name for p in (old / "snapshots").iterdir()) == [
+    assert sorted(p.name for p in (old / "snapshots").iterdir() if p.name != ".writing") == [
         "tiny_iter_20.caffemodel", "tiny_iter_20.solverstate",
         "tiny_iter_40.caffemodel", "tiny_iter_40.solverstate"]
     assert json.loads((old / "config.json").read_text())["max_iter"] == 100

@@ -33,6 +33,7 @@ from co2fi_tools.stages import METHODS, method_variants
 from co2fi_tools.training.runs import Run
 from co2fi_tools.weights.net_surgery import caffemodel_shapes, shape_fits
 from co2fi_tools.weights.weight_fit import check_weights_fit
+from data_prep.errors import DataError
 from data_prep.lists import CLASSES_FILE, frames_root, list_path, lists_dir, read_class_names
 from data_prep.rawframes import read_source_params
 from netgen import paper
@@ -155,6 +156,8 @@ def evaluate_variant(exp: Experiment, variant: Variant, weights: Path, class_nam
         raise ValueError(f"{weights}: the net {variant.name} scores {net.num_classes} classes, "
                          f"this evaluation has {len(class_names)} (--num-classes / class names)")
     source = period_source(exp, variant.delta, _input_size(net), variant.steps)
+    check_labels([v.label for v in source.videos], len(class_names),
+                 list_path(exp.data_root, "rgb", "val", exp.split))
     stream = score_stream(variant)
     state = Run(exp.run_dir(variant.name), variant.name).latest_solverstate()
     writer = ScoreWriter(out, streams=[stream], num_periods=net.batch,
@@ -170,6 +173,14 @@ def evaluate_variant(exp: Experiment, variant: Variant, weights: Path, class_nam
             source.fill(i, periods)
             writer.write(i, {stream: net.scores(variant_inputs(variant, periods, net.inputs))})
     return out
+
+
+def check_labels(labels: list[int], num_classes: int, where: Path) -> None:
+    """ValueError naming the list ``where`` when a label lies outside 0..num_classes-1."""
+    if labels and (min(labels) < 0 or max(labels) >= num_classes):
+        raise ValueError(f"{where}: labels must lie in 0..{num_classes - 1}, got "
+                         f"{min(labels)}..{max(labels)} (--num-classes {num_classes}, or the "
+                         "lists of another dataset?)")
 
 
 def artifacts_dir(out: Path, method: str, result_stream: str) -> Path:
@@ -271,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         records = evaluate_methods(exp, finals, exp.out / "results.json")
-    except (OSError, ValueError, LockHeld) as exc:
+    except (OSError, ValueError, LockHeld, DataError) as exc:  # DataError: a missing frame
         print(f"co2fi-evaluate: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(format_records(records))

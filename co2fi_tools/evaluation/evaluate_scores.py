@@ -77,7 +77,11 @@ def evaluate(selections: Sequence[Selection], weights: Sequence[float] | None = 
     weight_of = dict(zip(models, weights, strict=False)) if weights is not None else None
     fused = fusion.fuse(models, weight_of, mode)
     reference = files[0]
-    return Evaluation(classification.evaluate(fused, reference.labels), fused, reference.labels,
+    try:
+        accuracy = classification.evaluate(fused, reference.labels)
+    except ValueError as exc:  # labels beyond the classes: name the file they came from
+        raise ValueError(f"{reference.path}: {exc}") from None
+    return Evaluation(accuracy, fused, reference.labels,
                       reference.class_names, reference.dataset, reference.split, list(models))
 
 

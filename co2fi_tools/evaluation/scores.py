@@ -305,7 +305,14 @@ class ScoreWriter:
         """Close; returns the final path when complete, else the partial one (resume later)."""
         if self._h5 is None:
             return self.path if self._complete else self.partial
-        self._h5.close()
+        try:
+            self._h5.close()  # flushes: a full disk shows here, naming no file
+        except (OSError, RuntimeError) as exc:
+            self._h5 = None
+            cause = os_error_cause(exc) if isinstance(exc, OSError) else str(exc)
+            message = f"{self.partial}: cannot write scores: {cause}"
+            code = getattr(exc, "errno", None)
+            raise (OSError(code, message) if code else OSError(message)) from exc
         self._h5 = None
         if not self._complete and self._done.all():
             os.replace(self.partial, self.path)

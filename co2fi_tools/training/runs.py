@@ -6,6 +6,9 @@
     <run>/init.caffemodel      initial weights after net surgery (when any)
     <run>/train.log            Caffe's glog output (appended across resumes)
     <run>/snapshots/           <name>_iter_<n>.caffemodel / .solverstate (the newest K kept)
+    <run>/snapshots/.writing/  where Caffe writes each snapshot; moved into snapshots/ only when
+                               complete (publish_snapshot), so that a write cut short (a full
+                               disk, a kill) never sits where resume looks
     <run>/tensorboard/         TensorBoard event files, live (pycaffe backend)
     <run>/final.caffemodel     the trained weights, written last: the run is complete
 """
@@ -21,10 +24,79 @@ import time
 from pathlib import Path
 
 from co2fi_layers.caffe_env import REPO_ROOT
-from co2fi_tools.safe_io import atomic_write_text
+from co2fi_tools.safe_io import atomic_write_bytes, atomic_write_text
 
 SNAPSHOT_RE = re.compile(r"_iter_(\d+)\.solverstate(\.h5)?$")
 SNAPSHOT_FILE_RE = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)(\.h5)?$")
+#: The folder under snapshots/ that Caffe's snapshot_prefix points into.
+STAGING = ".writing"
+
+
+def publish_snapshot(staged_prefix: str | os.PathLike[str], iteration: int) -> Path | None:
+    """Move the snapshot Caffe wrote at ``iteration`` under ``staged_prefix``
+    (``<run>/snapshots/.writing/<name>``) into ``<run>/snapshots/``: the weights first, then
+    the solver state (its ``learned_net`` pointed at the moved weights), written atomically,
+    so that a solver state in snapshots/ always has its complete weights beside it. Call it
+    only once Caffe has returned from writing both. Returns the published solver state, or
+    None when nothing was staged at that iteration."""
+    staged_prefix = Path(staged_prefix)
+    final_dir = staged_prefix.parent.parent
+    model = Path(f"{staged_prefix}_iter_{iteration}.caffemodel")
+    states = [Path(f"{staged_prefix}_iter_{iteration}.solverstate{ext}") for ext in ("", ".h5")]
+    state = next((p for p in states if p.exists()), None)
+    if state is None:
+        return None
+    if state.suffix == ".h5":
+        model = Path(f"{staged_prefix}_iter_{iteration}.caffemodel.h5")
+    final_model, final_state = final_dir / model.name, final_dir / state.name
+    if model.exists() and state.suffix != ".h5":
+        _check_readable(model, final_model, "NetParameter")
+    if model.exists():
+        with open(model, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(model, final_model)
+    elif not final_model.exists():
+        return None
+    if state.suffix == ".h5":
+        _repoint_h5_state(state, final_model)
+        os.replace(state, final_state)
+    else:
+
+        solver_state = _check_readable(state, final_state, "SolverState")
+        solver_state.learned_net = str(final_model)
+        atomic_write_bytes(final_state, solver_state.SerializeToString())
+        state.unlink()
+    return final_state
+
+
+class SnapshotIncomplete(OSError):
+    """Caffe wrote a snapshot file that cannot be read back (a full disk loses the end of a
+    file without Caffe noticing)."""
+
+
+def _check_readable(path: Path, final: Path, message: str):
+    from caffe.proto import caffe_pb2
+
+    parsed = getattr(caffe_pb2, message)()
+    try:
+        parsed.ParseFromString(path.read_bytes())
+    except Exception as exc:  # protobuf's DecodeError
+        path.unlink(missing_ok=True)
+        st = os.statvfs(path.parent)
+        full = st.f_bavail * st.f_frsize < (1 << 20)
+        cause = "no space left on device (disk full)" if full else f"written incompletely ({exc})"
+        raise SnapshotIncomplete(f"{final}: {cause}; the snapshot was not kept") from None
+    return parsed
+
+
+def _repoint_h5_state(state: Path, model: Path) -> None:
+    import h5py
+    import numpy as np
+
+    with h5py.File(state, "r+") as f:
+        if "learned_net" in f:
+            del f["learned_net"]
+        f.create_dataset("learned_net", data=np.bytes_(str(model)))
 
 
 def code_revision() -> str:
@@ -104,7 +176,36 @@ class Run:
 
     @property
     def snapshot_prefix(self) -> Path:
+        """Where resume looks: ``snapshots/<name>`` (``_iter_<n>.caffemodel`` ...)."""
         return self.snapshots / self.name
+
+    @property
+    def staging(self) -> Path:
+        return self.snapshots / STAGING
+
+    @property
+    def staged_prefix(self) -> Path:
+        """Caffe's snapshot_prefix: it writes here, publish_snapshot moves what is complete."""
+        return self.staging / self.name
+
+    def staged_iterations(self) -> list[int]:
+        """Iterations with a solver state in the staging folder, oldest first."""
+        found = set()
+        for p in self.staging.glob(f"{self.name}_iter_*.solverstate*"):
+            m = SNAPSHOT_RE.search(p.name)
+            if m:
+                found.add(int(m.group(1)))
+        return sorted(found)
+
+    def clear_staging(self) -> list[Path]:
+        """Remove what a solver that did not finish left in the staging folder (a write cut
+        short by a full disk or a kill); only while no solver of this run runs."""
+        removed = []
+        for p in self.staging.glob("*"):
+            if p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+        return removed
 
     def is_complete(self) -> bool:
         return self.final_weights.exists()

@@ -6,6 +6,7 @@ With ``--gpus 0,1,...`` it trains data-parallel as BVLC's python/train.py does: 
 process per GPU joined by pycaffe's NCCL (rank 0's weights broadcast, gradients all-reduced),
 rank 0 snapshotting, testing, watching the loss and writing ``--tensorboard`` event files.
 Exit codes: 0 done, 3 diverged (a snapshot was written first), 2 bad arguments or no NCCL,
+4 an error said in one line (``co2fi: error: <file>: <problem>``, e.g. a missing frame file),
 130 stopped by SIGINT or SIGTERM (Ctrl-C, or the driver died: it asks the kernel for SIGINT
 then) after the step in progress, with a snapshot.
 """
@@ -17,10 +18,18 @@ import math
 import signal
 import sys
 import time
+import traceback
+from pathlib import Path
+
+from co2fi_tools.safe_io import error_line
 
 EXIT_DIVERGED = 3
 EXIT_USAGE = 2
+#: An error the worker named in one line (ERROR_PREFIX), e.g. a missing frame file.
+EXIT_ERROR = 4
 EXIT_INTERRUPTED = 130
+#: The one line of an error, for the driver to show instead of the log's tail.
+ERROR_PREFIX = "co2fi: error: "
 
 #: Signals received; the training loop finishes the step in progress, snapshots and exits.
 _stop: list[int] = []
@@ -78,10 +87,39 @@ def _solver(args: argparse.Namespace, gpu: int, rank: int, world: int, uid):
     return solver
 
 
+class Publisher:
+    """Moves each snapshot Caffe has written (into ``snapshots/.writing/``) into snapshots/
+    once complete (co2fi_tools.training.runs.publish_snapshot); nothing to do for a solver
+    whose snapshot_prefix is elsewhere."""
+
+    def __init__(self, solver_file: str) -> None:
+        from caffe.proto import caffe_pb2
+        from google.protobuf import text_format
+
+        from co2fi_tools.training.runs import STAGING
+
+        param = text_format.Merge(Path(solver_file).read_text(), caffe_pb2.SolverParameter())
+        prefix = Path(param.snapshot_prefix)
+        self.prefix = prefix if prefix.parent.name == STAGING else None
+
+    def __call__(self, iteration: int) -> None:
+        if self.prefix is None:
+            return
+        from co2fi_tools.training.runs import publish_snapshot
+
+        publish_snapshot(self.prefix, iteration)
+
+
+def snapshot(solver, publish: Publisher) -> None:
+    solver.snapshot()
+    publish(solver.iter)
+
+
 def train_rank(args: argparse.Namespace, gpu: int, rank: int = 0, world: int = 1,
                uid=None) -> int:
     """Step one solver to --max-iter; rank 0 watches the loss, snapshots, logs the board."""
     solver = _solver(args, gpu, rank, world, uid)
+    publish = Publisher(args.solver)
     watch = DivergenceWatch(args.explode_factor)
     # Net::Init stores each loss top's weight in its diff; other outputs have weight 0.
     weights = {b: float(solver.net.blobs[b].diff.flat[0]) for b in solver.net.outputs
@@ -95,7 +133,7 @@ def train_rank(args: argparse.Namespace, gpu: int, rank: int = 0, world: int = 1
         while solver.iter < args.max_iter:
             if _stop:
                 if rank == 0:
-                    solver.snapshot()
+                    snapshot(solver, publish)
                     print(f"co2fi: training interrupted (signal {_stop[0]}); snapshot written "
                           f"at iteration {solver.iter}", file=sys.stderr, flush=True)
                 return EXIT_INTERRUPTED
@@ -104,18 +142,19 @@ def train_rank(args: argparse.Namespace, gpu: int, rank: int = 0, world: int = 1
             solver.step(1)
             if rank:
                 continue
+            publish(solver.iter)  # Caffe snapshots inside step() every `snapshot` iterations
             losses = {b: float(solver.net.blobs[b].data.sum()) for b, w in weights.items() if w}
             loss = sum(weights[b] * v for b, v in losses.items())
             if board is not None:
                 board.log(iteration, losses, lr)
             reason = watch.check(solver.iter, loss)
             if reason:
-                solver.snapshot()
+                snapshot(solver, publish)
                 print(f"co2fi: training stopped: {reason}; snapshot written at iteration "
                       f"{solver.iter}", file=sys.stderr, flush=True)
                 return EXIT_DIVERGED
         if rank == 0:
-            solver.snapshot()
+            snapshot(solver, publish)
     finally:
         if board is not None:
             board.close()
@@ -186,7 +225,15 @@ def main(argv: list[str] | None = None) -> int:
         if len(gpus) > 1:
             return train_data_parallel(args, gpus)
         args.gpu = gpus[0]
-    return train_rank(args, args.gpu)
+    try:
+        return train_rank(args, args.gpu)
+    except Exception as exc:  # noqa: BLE001 - the driver shows the last line, the log all
+        from data_prep.errors import DataError
+
+        if not isinstance(exc, DataError | OSError):
+            traceback.print_exc()
+        print(f"{ERROR_PREFIX}{error_line(exc)}", file=sys.stderr, flush=True)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ A NaN or exploding loss stops training with a snapshot and a clear message.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -25,9 +27,18 @@ from pathlib import Path
 from google.protobuf import text_format
 
 from co2fi_layers.caffe_env import caffe_binary, caffe_tool_env
-from co2fi_tools.safe_io import FolderLock, LockHeld, atomic_path
-from co2fi_tools.training.runs import Run, atomic_write_text
-from co2fi_tools.training.solver_worker import EXIT_DIVERGED, DivergenceWatch
+from co2fi_tools.safe_io import (
+    FolderLock,
+    LockHeld,
+    atomic_path,
+    disk_full,
+    error_line,
+    held_lock_fds,
+    os_error_cause,
+    with_path,
+)
+from co2fi_tools.training.runs import STAGING, Run, atomic_write_text, publish_snapshot
+from co2fi_tools.training.solver_worker import ERROR_PREFIX, EXIT_DIVERGED, DivergenceWatch
 from data_prep import lists
 
 BACKENDS = ("pycaffe", "tool")
@@ -35,6 +46,10 @@ DATA_LAYER_MODULES = ("co2fi_layers.clip_data", "co2fi_layers.period_data")
 ITER_LOSS_RE = re.compile(r"Iteration (\d+) \(.*\), loss = (\S+)")
 ITER_RE = re.compile(r"Iteration (\d+)")
 SNAPSHOT_DONE = "Snapshotting solver state to"
+#: Caffe's log line before it writes a snapshot file (weights, then solver state).
+SNAPSHOT_FILE_RE = re.compile(r"Snapshotting (?:solver state )?to \S+ (?:proto )?file (\S+)")
+#: Caffe's CHECK when a protobuf cannot be written (io.cpp: WriteProtoToBinaryFile).
+WRITE_CHECK = "Check failed: proto.SerializeToOstream"
 DEFAULT_KEEP_SNAPSHOTS = 3
 
 
@@ -166,14 +181,31 @@ def dataset_source_params(data_root: str | None) -> dict:
         raise TrainingError(str(exc)) from None
 
 
+def dataset_num_classes(data_root: str | os.PathLike) -> tuple[int | None, str]:
+    """The classes of a dataset folder, from its lists/classes.txt (data_prep.lists writes it),
+    and that file's path; (None, "") without one."""
+    from data_prep.errors import DataError
+
+    try:
+        names = lists.read_class_names(lists.lists_dir(data_root))
+    except (DataError, OSError, UnicodeDecodeError) as exc:
+        raise TrainingError(error_line(exc) if isinstance(exc, OSError) else str(exc)) from None
+    if names is None:
+        return None, ""
+    return len(names), str(lists.lists_dir(data_root) / lists.CLASSES_FILE)
+
+
 def rewrite_train_net(job: TrainJob, out: Path) -> None:
     """The job's train net with every data layer's param_str updated by job.data."""
     caffe_pb2 = _caffe_pb2()
     net = read_prototxt(job.train_net, caffe_pb2.NetParameter())
     classes = net_num_classes(net)
-    if job.num_classes is not None and classes is not None and classes != job.num_classes:
+    wanted, source = job.num_classes, "--num-classes"
+    if wanted is None and job.data_root:  # the dataset says how many classes it has
+        wanted, source = dataset_num_classes(job.data_root)
+    if wanted is not None and classes is not None and classes != wanted:
         raise TrainingError(f"{job.train_net}: the net has {classes} classes, the data "
-                            f"{job.num_classes}; regenerate the net for the data's classes "
+                            f"{wanted} ({source}); regenerate the net for the data's classes "
                             "(python -m netgen --synthetic-classes N for synthetic data; the "
                             "paper preset has UCF101's and HMDB51's) or pass the right "
                             "--num-classes here")
@@ -236,12 +268,31 @@ def apply_batch_plan(job: TrainJob, run: Run):
     return plan
 
 
+def set_first_batch(run: Run, start: int) -> None:
+    """Point the TRAIN data layers of the run's net at the batch a training resumed at
+    iteration ``start`` needs (start x iter_size forward passes so far), so that a resumed run
+    reads the batches an uninterrupted one reads."""
+    caffe_pb2 = _caffe_pb2()
+    net = read_prototxt(run.train_net, caffe_pb2.NetParameter())
+    iter_size = max(1, read_prototxt(run.solver, caffe_pb2.SolverParameter()).iter_size)
+    for layer in net.layer:
+        if (layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
+                and not any(r.phase == caffe_pb2.TEST for r in layer.include)):
+            params = json.loads(layer.python_param.param_str or "{}")
+            params.pop("first_batch", None)
+            if start:
+                params["first_batch"] = start * iter_size
+            layer.python_param.param_str = json.dumps(params, sort_keys=True)
+    atomic_write_text(run.train_net, text_format.MessageToString(net))
+
+
 def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     caffe_pb2 = _caffe_pb2()
     solver = read_prototxt(job.solver, caffe_pb2.SolverParameter())
     solver.ClearField("train_net")
     solver.net = str(run.train_net.resolve())
-    solver.snapshot_prefix = str(run.snapshot_prefix.resolve())
+    # Caffe writes into the staging folder; complete snapshots are moved to run.snapshots
+    solver.snapshot_prefix = str(run.staged_prefix.resolve())
     if job.max_iter is not None:
         solver.max_iter = job.max_iter
     if job.base_lr is not None:
@@ -251,7 +302,7 @@ def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     solver.random_seed = job.seed
     modes = caffe_pb2.SolverParameter
     solver.solver_mode = modes.GPU if gpu >= 0 else modes.CPU
-    run.snapshots.mkdir(parents=True, exist_ok=True)
+    run.staging.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.solver, text_format.MessageToString(solver))
     return solver.max_iter
 
@@ -365,9 +416,13 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
         with open(run.log, "ab") as out, tqdm(total=max_iter, initial=start, desc=label,
                                                unit="it", leave=True, dynamic_ncols=True) as bar:
             # glog writes to stderr; the layers' own prints go to stdout: both into the log.
+            # The solver keeps the run folder locked: a rerun after the driver was killed
+            # waits for it to finish its last snapshot instead of training beside it.
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                    cwd=run.path, preexec_fn=_die_with_parent)
+                                    cwd=run.path, preexec_fn=_die_with_parent,
+                                    pass_fds=held_lock_fds(run.path))
             lines = _follow(run.log, offset, proc)
+            writing = None  # the tool's snapshot whose solver state is being written
             while True:
                 try:
                     line = next(lines, None)
@@ -379,6 +434,13 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
                     continue
                 if line is None:
                     break
+                if writing is not None:  # a line after it: Caffe has written it
+                    publish_snapshot(run.staged_prefix, writing)
+                    writing = None
+                if backend == "tool" and SNAPSHOT_DONE in line:
+                    m = SNAPSHOT_FILE_RE.search(line)
+                    it = m and re.search(r"_iter_(\d+)\.solverstate", m.group(1))
+                    writing = int(it.group(1)) if it else None
                 if keep_snapshots and SNAPSHOT_DONE in line:
                     run.prune_snapshots(keep_snapshots)
                 m = ITER_RE.search(line)
@@ -400,6 +462,8 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
                 if line.startswith("co2fi: training stopped"):
                     diverged = line.split("co2fi: training stopped: ", 1)[1].strip()
             rc = proc.wait()
+            if writing is not None and rc in (0, EXIT_INTERRUPTED):  # it exited normally
+                publish_snapshot(run.staged_prefix, writing)
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
@@ -452,16 +516,22 @@ def train(job: TrainJob, run_dir: str | Path, backend: str = "pycaffe", gpu: int
                 "tools/train.py with --restart to train again here")
         if run.is_complete():
             return run.final_weights
-        return _train_locked(job, run, settings, backend, gpu, explode_factor)
+        try:
+            return _train_locked(job, run, settings, backend, gpu, explode_factor)
+        except OSError as exc:  # a write that names no file (the log's): name the run folder
+            raise with_path(exc, run.path) from None
 
 
 def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: int,
                   explode_factor: float) -> Path:
+    rewrite_train_net(job, run.train_net)  # checks the data first: a refusal records nothing
     run.write_config(dict(asdict(job), backend=backend, gpu=gpu, settings=settings, **job.meta))
-    rewrite_train_net(job, run.train_net)
     max_iter = write_solver(job, run, gpu)
     plan = apply_batch_plan(job, run)
 
+    for path in run.clear_staging():  # a snapshot write cut short: never resumed from
+        with open(run.log, "a") as log:
+            log.write(f"co2fi: removed {path}, a snapshot the last solver did not finish\n")
     state = run.latest_solverstate(check=True)
     for path, problem in run.unusable:
         note = (f"co2fi: snapshot {path.name} not used: {problem}; "
@@ -470,11 +540,12 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
         with open(run.log, "a") as log:
             log.write(note + "\n")
     start = state[0] if state else 0
+    set_first_batch(run, start)
     weights = None
     if state is None and job.init:
         from co2fi_tools.weights.stage_weights import initialise_from_stages
 
-        report = initialise_from_stages(run.train_net, run.init_weights, job.init)
+        report = initialise_from_stages(run.train_net, run.init_weights, job.init, job.seed)
         with open(run.log, "a") as log:
             log.write(f"co2fi: initial weights {run.init_weights}\n{report}\n")
         weights = run.init_weights
@@ -503,8 +574,11 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
                 cmd.append(f"--snapshot={state[1]}")
             elif weights:
                 cmd.append(f"--weights={weights}")
+        log_start = run.log.stat().st_size if run.log.exists() else 0
         rc = _stream(cmd, run, max_iter, start, job.name, explode_factor, backend,
                      job.keep_snapshots)
+        if rc not in (0, EXIT_INTERRUPTED):
+            _raise_solver_error(job, run, rc, log_start)
         if rc == EXIT_INTERRUPTED:
             raise TrainingInterrupted(f"{job.name}: the solver was interrupted; rerun the same "
                                       "command to resume")
@@ -520,10 +594,39 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
         with atomic_path(run.final_weights) as tmp:
             shutil.copyfile(model, tmp)
     except OSError as exc:
-        raise TrainingError(f"{job.name}: cannot write {run.final_weights}: "
-                            f"{exc.strerror or exc}") from exc
+        raise TrainingError(f"{run.final_weights}: {os_error_cause(exc)}; {job.name}: free "
+                            "space and rerun the same command to write it") from exc
     run.prune_snapshots(job.keep_snapshots)
+    with contextlib.suppress(OSError):  # empty once the solver is done
+        run.staging.rmdir()
     return run.final_weights
+
+
+def _raise_solver_error(job: TrainJob, run: Run, rc: int, log_start: int) -> None:
+    """One line for a solver that failed with a known cause: the error it named
+    (``co2fi: error: <file>: <problem>``), or a full disk (Caffe's CHECK abort while writing a
+    snapshot); the cut-short snapshot is removed. Other failures come back to the caller."""
+    try:
+        with open(run.log, "rb") as f:
+            f.seek(log_start)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        text = ""
+    lines = text.splitlines()
+    named = [line[len(ERROR_PREFIX):].strip() for line in lines if line.startswith(ERROR_PREFIX)]
+    writing = [m.group(1) for line in lines if (m := SNAPSHOT_FILE_RE.search(line))]
+    removed = run.clear_staging()
+    if WRITE_CHECK in text or (not named and disk_full(run.staging)):
+        state = run.latest_solverstate(check=True)
+        resume = (f"resume from iteration {state[0]}" if state else "train")
+        # named where it would have gone: the staging folder is emptied
+        where = (writing[-1] if writing else str(removed[0]) if removed
+                 else str(run.snapshots)).replace(f"/{STAGING}/", "/")
+        raise TrainingError(f"{where}: {os_error_cause(OSError(errno.ENOSPC, ''))}; "
+                            f"{job.name}: that snapshot was not kept; free space and rerun the "
+                            f"same command to {resume}")
+    if named:
+        raise TrainingError(f"{job.name}: {named[-1]} (log: {run.log})")
 
 
 def absolute(path: str | os.PathLike) -> str:
@@ -606,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         print("co2fi-train: interrupted before training started", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (TrainingError, LockHeld, ValueError, OSError) as exc:
-        print(f"co2fi-train: error: {exc}", file=sys.stderr)
+        print(f"co2fi-train: error: {error_line(exc)}", file=sys.stderr)
         return 1
     print(out)
     return 0

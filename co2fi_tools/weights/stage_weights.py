@@ -103,13 +103,15 @@ def check_transfer(net_name: str, layers: list[str], models: Mapping[str, surger
 
 
 def initialise_from_stages(net_prototxt: str | os.PathLike, out_caffemodel: str | os.PathLike,
-                           sources: Mapping[str, str | os.PathLike]) -> str:
+                           sources: Mapping[str, str | os.PathLike], seed: int = 0) -> str:
     """Build the net, copy weights from ``sources``, fill upsampling bilinearly, check that no
-    trained source missed a layer, save; returns the report."""
+    trained source missed a layer, save; returns the report. The layers no source fills get
+    Caffe's fillers drawn with ``seed`` (the same weights in every process)."""
     import caffe
 
     models = load_sources(sources)
     caffe.set_mode_cpu()
+    caffe.set_random_seed(seed)
     net = caffe.Net(os.fspath(net_prototxt), caffe.TRAIN)
     params = {name: [b.data for b in blobs] for name, blobs in net.params.items()}
     upsampling = surgery.deconvolution_layers(net)
