@@ -9,8 +9,8 @@ the end the soak checks that
 
 - the run completed (exit 0, results.json);
 - every stage finished before a kill kept its files byte-identical (each is hashed when first
-  seen complete: frame folders with .done, lists, run folders with final.caffemodel, score
-  files, nets);
+  seen complete: frame folders with .done, lists, run folders with final.caffemodel and
+  their health record, score files, nets);
 - no file the pipeline marks complete is truncated or unparsable (caffemodel and solverstate
   parse with caffe_pb2 and the snapshots pass the resume checks, h5 files open and read, JSON
   loads, frames of finished videos decode), and no cut-short snapshot is left in staging;
@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from co2fi_layers.caffe_env import REPO_ROOT
+from co2fi_tools.training.health import HEALTH_FILE
 
 #: The demo soaked: one uninterrupted run takes about 2.5 minutes on 2 shared cores.
 DEMO_ARGS = ("--classes", "6", "--clips-per-class", "4", "--frames", "24", "--max-iter", "20",
@@ -164,7 +165,9 @@ def complete_files(out: Path) -> list[Path]:
     lists = sorted((data / "lists").glob("*.txt"))
     if len([p for p in lists if "split1" in p.name]) >= 6:
         files += lists
-    for final in sorted((out / "runs").glob("*/final.caffemodel")):
+    # a run is finished once the pipeline has probed it (its health record follows the final
+    # weights, and the probe's lines go into the run's log)
+    for final in sorted((out / "runs").glob(f"*/{HEALTH_FILE}")):
         files += sorted(p for p in final.parent.rglob("*")
                         if p.is_file() and p.name != ".lock" and "discarded" not in p.parts)
     files += sorted((out / "scores").glob("*.h5"))
@@ -517,8 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="seed of the kill schedule")
     ap.add_argument("--kills", type=int, default=24)
     ap.add_argument("--disk-mb", type=int, default=600, help="size of the soaked run's tmpfs")
-    ap.add_argument("--min-delay", type=float, default=2.0)
-    ap.add_argument("--max-delay", type=float, default=12.0)
+    ap.add_argument("--min-delay", type=float, default=1.0)
+    ap.add_argument("--max-delay", type=float, default=5.0)
     ap.add_argument("--attempt-timeout", type=float, default=900.0,
                     help="seconds before an attempt counts as a hang")
     ap.add_argument("--keep-mount", action="store_true", help="leave the tmpfs mounted")

@@ -19,6 +19,7 @@ def _finished_run(out: Path, name: str, value: float) -> Path:
     state = write_snapshot(run, 20, value=value)
     model = state.with_suffix(".caffemodel")
     run.final_weights.write_bytes(model.read_bytes())
+    (run.path / "health.json").write_text("{}")  # probed: the pipeline is done with it
     return run.path
 
 
@@ -26,6 +27,8 @@ def test_only_finished_steps_count_as_complete(tmp_path: Path) -> None:
     done = _finished_run(tmp_path, "a", 1.0)
     unfinished = Run(tmp_path / "runs" / "b", "b")
     write_snapshot(unfinished, 10)
+    unprobed = _finished_run(tmp_path, "c", 1.0)  # final weights, not probed yet
+    (unprobed / "health.json").unlink()
     frames = tmp_path / "data" / "frames"
     (frames / "v1").mkdir(parents=True)
     (frames / "v1" / "img_00001.jpg").write_bytes(b"x")
@@ -34,7 +37,7 @@ def test_only_finished_steps_count_as_complete(tmp_path: Path) -> None:
     (frames / "v2" / "img_00001.jpg").write_bytes(b"x")  # not done
     files = {str(p.relative_to(tmp_path)) for p in soak.complete_files(tmp_path)}
     assert "runs/a/final.caffemodel" in files and "runs/a/snapshots/a_iter_20.caffemodel" in files
-    assert not [f for f in files if f.startswith("runs/b")]
+    assert not [f for f in files if f.startswith(("runs/b", "runs/c"))]
     assert "data/frames/v1/img_00001.jpg" in files
     assert "data/frames/v2/img_00001.jpg" not in files
     assert done.exists()
