@@ -43,6 +43,7 @@ from co2fi_tools.pipeline import (
 )
 from co2fi_tools.safe_io import FolderLock, atomic_write_text
 from co2fi_tools.stages import plan
+from data_prep.errors import DataError
 from data_prep.validation import carve_validation
 from netgen import paper
 from netgen.schedule import JOINT, FusionSchedule
@@ -77,8 +78,12 @@ def tune(args: argparse.Namespace) -> dict:
                            "fraction": args.fraction, "dropout": args.dropout})
         imagenet = miniature.prepare(mini, pre, out / "source", args.pretrain_cache,
                                      args.workers, args.gpu, args.backend, changes)
-        data = carve_validation(out / "source", out / "data", fraction=args.fraction,
-                                seed=args.seed, grouper_fraction=paper.GROUPER_DATA_FRACTION)
+        try:
+            data = carve_validation(out / "source", out / "data", fraction=args.fraction,
+                                    seed=args.seed,
+                                    grouper_fraction=paper.GROUPER_DATA_FRACTION)
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
         common = dict(dataset="synthetic", data_root=data, num_classes=mini.classes,
                       preset="small", backend=args.backend, gpu=args.gpu, seed=args.seed,
                       max_iter=args.max_iter, imagenet=imagenet, preset_changes=changes)
@@ -165,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     miniature.add_arguments(ap)
     args = ap.parse_args(argv)
+    if not 0 < args.fraction < 1:
+        ap.error(f"--fraction must lie in (0, 1), not {args.fraction}")
     miniature.resolve_sizes(args, DEMO_ITERS, DEMO_FUSION_ITERS)
     code, summary = run_reporting_errors("tune_fusion", lambda: tune(args))
     if code:
