@@ -60,6 +60,13 @@ CLAIMS: tuple[tuple[str, str, str, str, str], ...] = (
 #: Iterations of every single-stream stage of `make claims` (fusion stages: --fusion-iters).
 CLAIMS_ITERS = 1000
 CLAIMS_FUSION_ITERS = 200
+#: The test set and its periods, sized so that a paired two-stream difference has a standard
+#: error of at most 3 points (docs/MINIATURE.md): the training set stays the demo's 24 clips a
+#: class, the test set is 32 a class (384 videos), each scored on 4 periods, not Sec. 6.1's 12.
+CLAIMS_CLIPS = 56
+CLAIMS_TEST_CLIPS = 32
+CLAIMS_TEST_PERIODS = 4
+CLAIMS_REMEDY = "use another --out, or delete it to start over"
 
 
 # ------------------------------------------------------------------ summary and verdicts
@@ -253,6 +260,13 @@ def _paired_cells(d: PairedDifference) -> str:
             f"{100 * d.interval[1]:+.1f}] | {d.discordant:.1f} of {d.videos} | {d.seeds}")
 
 
+def claims_settings(mini: miniature.Miniature) -> dict:
+    """What makes a claims folder's data (its fingerprint; each seed records its own)."""
+    return {"dataset": "synthetic", "design": "miniature", "num_classes": mini.classes,
+            "clips_per_class": mini.clips_per_class, "test_clips": mini.test_clips,
+            "frames": mini.frames, "flow": mini.flow, "data_seed": mini.data_seed}
+
+
 def _num_test(data: Path) -> int:
     path = list_path(data, "rgb", "val", 1)
     return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
@@ -264,7 +278,8 @@ def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Min
     trunk = f"yes, {args.pretrain_iters} iterations" if imagenet else "no"
     command = shlex.join(["tools/claims.py", *(argv if argv is not None else sys.argv[1:])])
     return (f"# Claims in miniature\n\n`{command}`"
-            f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips, "
+            f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips "
+            f"({mini.test_clips} a class tested, {args.test_periods} periods a test video), "
             f"dropout {args.dropout:g}, "
             f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}"
             + (f" at learning rate {args.fusion_lr:g}" if args.fusion_lr is not None else "")
@@ -301,11 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fusion-iters", type=int,
                     help=f"iterations of each fusion stage (default {CLAIMS_FUSION_ITERS}, or "
                          "--max-iter when that is given and smaller)")
+    ap.add_argument("--test-periods", type=int, default=CLAIMS_TEST_PERIODS,
+                    help="periods scored a test video (default %(default)s; Sec. 6.1 scores "
+                         "12: docs/MINIATURE.md)")
     miniature.add_arguments(ap)
     args = ap.parse_args(argv)
-    miniature.resolve_sizes(args, CLAIMS_ITERS, CLAIMS_FUSION_ITERS)
+    miniature.resolve_sizes(args, CLAIMS_ITERS, CLAIMS_FUSION_ITERS, CLAIMS_CLIPS,
+                            CLAIMS_TEST_CLIPS, ap=ap)
     if args.seeds < 1:
         ap.error("--seeds must be >= 1")
+    if args.test_periods < 1:
+        ap.error("--test-periods must be >= 1")
+    from co2fi_tools.pipeline import claim_output
+    from co2fi_tools.safe_io import FolderLock, error_line
     from co2fi_tools.stages import METHODS
     from data_prep.splits import read_class_index
 
@@ -313,33 +336,43 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).expanduser().absolute()
     mini, pre = miniature.from_arguments(args)
     changes = miniature.preset_changes(args)
+    def run() -> str:
+        with FolderLock(out, "claims"):
+            # the data is made once: a rerun asking for another data set stops here
+            claim_output(out, claims_settings(mini), CLAIMS_REMEDY)
+            data = out / "data"
+            imagenet = miniature.prepare(mini, pre, data, args.pretrain_cache,
+                                         args.workers, args.gpu, args.backend, changes)
+            methods = tuple(m for m in METHODS if m in args.methods)
+            seed_dirs = [out / f"seed{s}" for s in range(args.seeds)]
+
+            def head() -> str:
+                return header(argv, args, mini, imagenet, start)
+
+            for s, folder in enumerate(seed_dirs):
+                log(f"seed {s + 1}/{args.seeds}: {len(methods)} rows -> {folder}")
+                exp = Experiment(dataset="synthetic", data_root=data, num_classes=mini.classes,
+                                 out=folder, preset="small", methods=methods,
+                                 backend=args.backend, gpu=args.gpu, seed=s,
+                                 max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
+                                 fusion_base_lr=args.fusion_lr,
+                                 fusion_schedule=miniature.fusion_schedule(args),
+                                 imagenet=imagenet, preset_changes=changes,
+                                 test_periods=args.test_periods,
+                                 class_names=list(read_class_index(data / "splits" /
+                                                                   "classInd.txt")))
+                run_experiment(exp)
+                write_summary(out, seed_dirs, data, head())
+            return write_summary(out, seed_dirs, data, head())
+
     try:
-        data = out / "data"
-        imagenet = miniature.prepare(mini, pre, data, args.pretrain_cache,
-                                     args.workers, args.gpu, args.backend, changes)
-        methods = tuple(m for m in METHODS if m in args.methods)
-        seed_dirs = [out / f"seed{s}" for s in range(args.seeds)]
-        for s, folder in enumerate(seed_dirs):
-            log(f"seed {s + 1}/{args.seeds}: {len(methods)} rows -> {folder}")
-            exp = Experiment(dataset="synthetic", data_root=data, num_classes=mini.classes,
-                             out=folder, preset="small", methods=methods, backend=args.backend,
-                             gpu=args.gpu, seed=s, max_iter=args.max_iter,
-                             fusion_max_iter=args.fusion_iters, fusion_base_lr=args.fusion_lr,
-                             fusion_schedule=miniature.fusion_schedule(args),
-                             imagenet=imagenet,
-                             preset_changes=changes,
-                             class_names=list(read_class_index(data / "splits" /
-                                                               "classInd.txt")))
-            run_experiment(exp)
-            write_summary(out, seed_dirs, data, header(argv, args, mini, imagenet, start))
+        markdown = run()
     except KeyboardInterrupt:
         print("claims: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"claims: error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as exc:  # LockHeld, SettingsMismatch among them
+        print(f"claims: error: {error_line(exc)}", file=sys.stderr)
         return 1
-    markdown = write_summary(out, seed_dirs, data,
-                             header(argv, args, mini, imagenet, start))
     print(markdown)
     log(f"claims: {out / 'claims.md'}; training curves under {out}/seed*/plots/")
     return 0

@@ -37,7 +37,8 @@ DEMO_REMEDY = "use another --out, or delete it to start over"
 def demo_settings(args: argparse.Namespace) -> dict:
     """The demo's settings that change its data and results (its folder's fingerprint)."""
     return {"dataset": "synthetic", "design": "miniature", "num_classes": args.classes,
-            "clips_per_class": args.clips_per_class, "frames": args.frames, "flow": args.flow,
+            "clips_per_class": args.clips_per_class, "test_clips": args.test_clips,
+            "frames": args.frames, "flow": args.flow,
             "pretrain_iters": args.pretrain_iters, "pretrain_clips": args.pretrain_clips,
             "dropout": args.dropout, "seed": args.seed, "max_iter": args.max_iter,
             "fusion_max_iter": args.fusion_iters, "preset": "small",
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     miniature.add_arguments(ap)
     args = ap.parse_args(argv)
-    miniature.resolve_sizes(args, DEMO_ITERS, DEMO_FUSION_ITERS)
+    miniature.resolve_sizes(args, DEMO_ITERS, DEMO_FUSION_ITERS, ap=ap)
 
     from data_prep.splits import read_class_index
 

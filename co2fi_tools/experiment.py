@@ -52,6 +52,13 @@ class Experiment:
     steps: int = paper.FUSION_STEPS
     #: How the fusion stages train from trained towers (netgen.schedule).
     fusion_schedule: FusionSchedule = DEFAULT_SCHEDULE
+    #: Periods scored a test video (Sec. 6.1: 12; `make claims` scores fewer periods of more
+    #: videos, docs/MINIATURE.md).
+    test_periods: int = paper.TEST_PERIODS
+
+    def __post_init__(self) -> None:
+        if self.test_periods < 1:
+            raise ValueError(f"test periods must be >= 1, got {self.test_periods}")
 
     @property
     def settings(self) -> Settings:
@@ -81,4 +88,6 @@ def experiment_settings(exp: Experiment) -> dict:
             "fusion_schedule": asdict(exp.fusion_schedule),
             # recorded only when set: folders made before the option keep their fingerprint
             **({"fusion_base_lr": exp.fusion_base_lr} if exp.fusion_base_lr is not None
+               else {}),
+            **({"test_periods": exp.test_periods} if exp.test_periods != paper.TEST_PERIODS
                else {})}

@@ -33,6 +33,8 @@ class Miniature:
 
     classes: int = 12
     clips_per_class: int = 32
+    #: Clips a class held out for testing (the rest train): a quarter, as UCF101's splits.
+    test_clips: int = 8
     frames: int = 48
     flow: str = "tvl1-fast"
     data_seed: int = 0
@@ -55,21 +57,26 @@ class Pretraining:
     seed: int = 0
 
 
+#: The share of a class's clips held out for testing when only the clip count is given.
+TEST_SHARE = 0.25
+
 #: Frames are stored with the small preset's input (64) as TSN's 224 is to 256: short side 72.
 FRAME_SIZE = "96x72"
 
 
 def prepare_data(root: Path, classes: int, clips: int, frames: int, flow: str, workers: int,
-                 seed: int, design: str = "miniature") -> None:
+                 seed: int, design: str = "miniature", test_clips: int | None = None) -> None:
     """Synthetic videos of ``design``, frames + flow and split lists under ``root``, each made
-    by data_prep's own CLI (resumable: every step skips what is done)."""
+    by data_prep's own CLI (resumable: every step skips what is done). ``test_clips`` of the
+    ``clips`` a class are held out (default: the generator's quarter)."""
     from data_prep import extract, lists, synthetic
 
     if not (root / "splits" / "classInd.txt").exists():
         log(f"making {classes} x {clips} synthetic videos ({design}) under {root / 'videos'}")
+        held_out = [] if test_clips is None else ["--test-fraction", repr(test_clips / clips)]
         rc = synthetic.main([str(root), "--design", design, "--classes", str(classes),
                              "--clips-per-class", str(clips), "--frames", str(frames),
-                             "--seed", str(seed)])
+                             "--seed", str(seed), *held_out])
         if rc:
             raise RuntimeError(f"synthetic video generation failed under {root} (exit {rc})")
     frames_root, lists_dir = lists.frames_root(root), lists.lists_dir(root)
@@ -162,7 +169,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The options that make the miniature's data and trunk (claims and demo alike)."""
     ap.add_argument("--classes", type=int, default=Miniature.classes)
     ap.add_argument("--clips-per-class", type=int,
-                    help=f"default {Miniature.clips_per_class}")
+                    help="clips a class, training and test (default: the run's own)")
+    ap.add_argument("--test-clips", type=int,
+                    help="clips a class held out for testing (default: the run's own, or a "
+                         "quarter of --clips-per-class when that is given)")
     ap.add_argument("--frames", type=int, default=Miniature.frames)
     ap.add_argument("--flow", default=Miniature.flow, choices=["tvl1", "tvl1-fast", "farneback"],
                     help="TV-L1 with fewer scales and warps by default: full TV-L1 takes "
@@ -195,10 +205,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
-                  default_fusion_iters: int) -> None:
+                  default_fusion_iters: int, default_clips: int = Miniature.clips_per_class,
+                  default_test_clips: int = Miniature.test_clips,
+                  ap: argparse.ArgumentParser | None = None) -> None:
     """Fill the sizes left unset (in place): the run's own defaults, and the fusion stages and
     the pretraining scaled down with a run the user made smaller (``--max-iter 3`` trains
-    every stage, the pretraining included, at most 3 iterations)."""
+    every stage, the pretraining included, at most 3 iterations). ``ap``: where a test split
+    that cannot be made is said (one line, exit 2)."""
     given_iters, given_clips = args.max_iter, args.clips_per_class
     if args.max_iter is None:
         args.max_iter = default_max_iter
@@ -206,7 +219,16 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
         args.fusion_iters = (default_fusion_iters if given_iters is None
                              else min(default_fusion_iters, given_iters))
     if args.clips_per_class is None:
-        args.clips_per_class = Miniature.clips_per_class
+        args.clips_per_class = default_clips
+    if getattr(args, "test_clips", None) is None:
+        args.test_clips = (default_test_clips if given_clips is None
+                           else max(1, round(given_clips * TEST_SHARE)))
+    if not 1 <= args.test_clips < args.clips_per_class:
+        message = (f"--test-clips must be in 1..{args.clips_per_class - 1} (of "
+                   f"--clips-per-class {args.clips_per_class}), got {args.test_clips}")
+        if ap is None:
+            raise ValueError(message)
+        ap.error(message)
     if args.pretrain_iters is None:
         args.pretrain_iters = (Pretraining.iters if given_iters is None
                                else min(Pretraining.iters, given_iters))
@@ -217,7 +239,8 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
 
 def from_arguments(args: argparse.Namespace) -> tuple[Miniature, Pretraining | None]:
     """The miniature and its pretraining (None: from scratch) the options describe."""
-    mini = Miniature(args.classes, args.clips_per_class, args.frames, args.flow)
+    mini = Miniature(args.classes, args.clips_per_class, args.test_clips, args.frames,
+                     args.flow)
     pre = (Pretraining(clips_per_class=args.pretrain_clips, frames=args.frames,
                        iters=args.pretrain_iters) if args.pretrain_iters > 0 else None)
     return mini, pre
@@ -227,7 +250,7 @@ def prepare(mini: Miniature, pre: Pretraining | None, data: Path, cache: Path, w
             gpu: int, backend: str, changes: dict) -> dict[str, str]:
     """The miniature's data under ``data`` and the pretrained trunk ({} without one)."""
     prepare_data(data, mini.classes, mini.clips_per_class, mini.frames, mini.flow, workers,
-                 mini.data_seed)
+                 mini.data_seed, test_clips=mini.test_clips)
     if pre is None:
         return {}
     return pretrained_trunk(pre, "small", cache, workers, gpu, backend, changes)

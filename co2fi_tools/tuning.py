@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 0 < args.fraction < 1:
         ap.error(f"--fraction must lie in (0, 1), not {args.fraction}")
-    miniature.resolve_sizes(args, DEMO_ITERS, DEMO_FUSION_ITERS)
+    miniature.resolve_sizes(args, DEMO_ITERS, DEMO_FUSION_ITERS, ap=ap)
     code, summary = run_reporting_errors("tune_fusion", lambda: tune(args))
     if code:
         return code

@@ -88,8 +88,9 @@ def test_paired_claims_come_from_each_seeds_score_files(tmp_path: Path) -> None:
 def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
     out, cache = tmp_path / "claims", tmp_path / "cache"
     methods = ["Two-stream baseline", "CO2FI-complete", "Baseline+ASYN (Δ = 5)"]
-    args = ["--out", str(out), "--seeds", "1", "--classes", "6", "--clips-per-class", "3",
-            "--frames", "40", "--flow", "farneback", "--max-iter", "3", "--fusion-iters", "2",
+    args = ["--out", str(out), "--seeds", "1", "--classes", "6", "--clips-per-class", "4",
+            "--test-clips", "2", "--test-periods", "2", "--frames", "40", "--flow", "farneback",
+            "--max-iter", "3", "--fusion-iters", "2",
             "--pretrain-iters", "3", "--pretrain-clips", "2", "--pretrain-cache", str(cache),
             "--workers", "1", "--methods", *methods]
     env = dict(os.environ, GLOG_minloglevel="2")
@@ -124,6 +125,20 @@ def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
                            env=env, capture_output=True, text=True, timeout=3000)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "(cached)" in again.stdout and "(training)" not in again.stdout
+    # The test set and its periods are the run's: 2 clips a class, each scored on 2 periods.
+    from co2fi_tools.evaluation.scores import load_scores
+
+    assert summary["num_test_videos"] == 12
+    fused = load_scores(out / "seed0" / "scores" / "baseline_asyn_d5_rgb_centred.h5")
+    assert next(iter(fused.scores.values())).shape == (12, 2, 6)
+    assert "(2 a class tested, 2 periods a test video)" in (out / "claims.md").read_text()
+    # Another test set into the same folder: one line naming the difference, nothing made.
+    other = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "claims.py"),
+                            *args[:-len(methods) - 1], "--test-clips", "1", "--methods",
+                            *methods], env=env, capture_output=True, text=True, timeout=600)
+    assert other.returncode == 1
+    assert other.stderr.count("\n") == 1 and "test_clips" in other.stderr, other.stderr
+    assert str(out) in other.stderr
 
 
 def test_class_kind_accuracy_comes_from_each_seeds_per_class_table(tmp_path: Path) -> None:
@@ -144,6 +159,26 @@ def test_class_kind_accuracy_comes_from_each_seeds_per_class_table(tmp_path: Pat
     assert summary["class_kinds"] == got
 
 
+def test_claims_test_set_is_sized_for_paired_differences() -> None:
+    """The defaults of `make claims`: the demo's 24 training clips a class, 32 test clips a
+    class (384 test videos), 4 periods each (docs/MINIATURE.md)."""
+    import argparse
+
+    from co2fi_tools import miniature
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--max-iter", type=int)
+    ap.add_argument("--fusion-iters", type=int)
+    miniature.add_arguments(ap)
+    args = ap.parse_args([])
+    miniature.resolve_sizes(args, claims.CLAIMS_ITERS, claims.CLAIMS_FUSION_ITERS,
+                            claims.CLAIMS_CLIPS, claims.CLAIMS_TEST_CLIPS, ap=ap)
+    mini, pre = miniature.from_arguments(args)
+    assert (mini.clips_per_class - mini.test_clips, mini.test_clips) == (24, 32)
+    assert mini.classes * mini.test_clips == 384 and claims.CLAIMS_TEST_PERIODS == 4
+    assert pre.clips_per_class == 40  # the pretraining keeps its own size
+
+
 def test_a_run_made_smaller_scales_its_fusion_stages_and_pretraining_down() -> None:
     import argparse
 
@@ -158,11 +193,14 @@ def test_a_run_made_smaller_scales_its_fusion_stages_and_pretraining_down() -> N
 
     quick = resolved(max_iter=3, clips_per_class=3)
     assert (quick.max_iter, quick.fusion_iters, quick.pretrain_iters) == (3, 3, 3)
-    assert (quick.clips_per_class, quick.pretrain_clips) == (3, 3)
+    assert (quick.clips_per_class, quick.pretrain_clips, quick.test_clips) == (3, 3, 1)
     full = resolved()
     assert (full.max_iter, full.fusion_iters) == (500, 100)
     assert (full.pretrain_iters, full.pretrain_clips) == (4000, 40)
-    assert full.clips_per_class == 32
+    assert (full.clips_per_class, full.test_clips) == (32, 8)
+    with pytest.raises(ValueError, match=r"--test-clips must be in 1..2 \(of --clips-per-class "
+                                         r"3\), got 3"):
+        resolved(clips_per_class=3, test_clips=3)
     # what the user sets stays as set
     own = resolved(max_iter=3, fusion_iters=50, pretrain_iters=0, pretrain_clips=5)
     assert (own.fusion_iters, own.pretrain_iters, own.pretrain_clips) == (50, 0, 5)

@@ -11,6 +11,7 @@ from co2fi_tools.evaluation.evaluate import net_inputs, score_stream, variant_in
 from co2fi_tools.stages import method_variants
 from netgen.variants import Settings, get_variant
 from tests.conftest import REPO_ROOT, requires_caffe
+from tests.test_predict import tiny  # noqa: F401 - fixture
 
 
 def _periods(periods: int = 12, steps: int = 5) -> dict[str, np.ndarray]:
@@ -132,3 +133,49 @@ def test_evaluate_cli_refuses_weights_of_another_net_in_one_line(tmp_path: Path,
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and "no layer matches the net" in err
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+# --- fewer test periods (make claims): the deploy net reshaped, the periods Sec. 6.1 spreads ---
+
+@requires_caffe
+def test_fewer_test_periods_reshape_the_net_and_keep_the_periods_they_share(tmp_path, capsys,
+                                                                            tiny):  # noqa: F811
+    import shutil
+    from dataclasses import replace
+
+    from co2fi_tools.evaluation.evaluate import evaluate_variant
+    from co2fi_tools.evaluation.scores import load_scores
+    from tests.test_predict import CLASSES, _run, one_video_experiment
+
+    _, _, models = tiny
+    _run(tiny, capsys, "--keep-frames", str(tmp_path / "frames"), "--delta", "2")
+    records = {"rgb": replace(get_variant("baseline_rgb"), name="tiny_rgb"),
+               "fusion": replace(get_variant("baseline_asyn_d1_rgb_centred"), delta=2,
+                                 name="tiny_asyn_d2_rgb_centred")}
+    per_period = {"rgb": 5, "fusion": 1}  # a single-stream net scores each of a period's frames
+    for kind, record in records.items():
+        scored = {}
+        for periods in (1, 3, 12):
+            exp = one_video_experiment(tiny, tmp_path / "frames", tmp_path / f"{kind}{periods}",
+                                       test_periods=periods)
+            exp.net_file(record.name, "deploy").parent.mkdir(parents=True)
+            shutil.copy(models[kind], exp.net_file(record.name, "deploy"))
+            written = evaluate_variant(exp, record, models[kind].with_suffix(".caffemodel"),
+                                       CLASSES, tmp_path / f"{kind}{periods}.h5")
+            (scored[periods],) = load_scores(written).scores.values()
+            assert scored[periods].shape == (1, periods * per_period[kind], len(CLASSES))
+        # one period is centred where the middle one of three is: the same frames, same scores
+        k = per_period[kind]
+        np.testing.assert_allclose(scored[1][0], scored[3][0, k:2 * k], rtol=1e-5)
+        assert not np.allclose(scored[3][0, :k], scored[3][0, k:2 * k])
+
+
+def test_test_periods_below_one_are_refused_and_fingerprinted_only_when_not_the_papers(
+        tmp_path) -> None:
+    from co2fi_tools.experiment import Experiment, experiment_settings
+
+    with pytest.raises(ValueError, match="test periods must be >= 1, got 0"):
+        Experiment("synthetic", tmp_path, 4, tmp_path, test_periods=0)
+    assert "test_periods" not in experiment_settings(Experiment("synthetic", tmp_path, 4, tmp_path))
+    assert experiment_settings(Experiment("synthetic", tmp_path, 4, tmp_path,
+                                          test_periods=4))["test_periods"] == 4

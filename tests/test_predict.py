@@ -92,23 +92,30 @@ def test_prints_the_top5_classes_by_name_of_the_summed_period_scores(tiny, capsy
     assert [t["name"] for t in result["top5"]] == [CLASSES[i] for i in best]
 
 
+def one_video_experiment(tiny, frames: Path, tmp_path: Path, **settings):
+    """The tiny video's kept ``frames`` as the one-video test set of an experiment folder."""
+    from co2fi_tools.pipeline import Experiment
+
+    _, video, _ = tiny
+    data = tmp_path / "data"
+    (data / "lists").mkdir(parents=True)
+    (data / "frames").symlink_to(frames)
+    (data / "lists" / "rgb_val_split1.txt").write_text(f"{video.stem} 40 0\n")
+    (data / "lists" / "flow_val_split1.txt").write_text(f"{video.stem} 39 0\n")
+    return Experiment("synthetic", data, len(CLASSES), tmp_path / "exp", preset="tiny",
+                      **settings)
+
+
 def test_periods_are_scored_exactly_as_the_evaluation_scores_them(tiny, capsys, tmp_path):
     from dataclasses import replace
 
     from co2fi_tools.evaluation.evaluate import evaluate_variant
     from co2fi_tools.evaluation.scores import load_scores
-    from co2fi_tools.pipeline import Experiment
     from netgen.variants import get_variant
 
     root, video, models = tiny
     _, result = _run(tiny, capsys, "--keep-frames", str(tmp_path / "frames"), "--delta", "2")
-    # the same frames as a one-video test set of an experiment folder
-    data = tmp_path / "data"
-    (data / "lists").mkdir(parents=True)
-    (data / "frames").symlink_to(tmp_path / "frames")
-    (data / "lists" / "rgb_val_split1.txt").write_text(f"{video.stem} 40 0\n")
-    (data / "lists" / "flow_val_split1.txt").write_text(f"{video.stem} 39 0\n")
-    exp = Experiment("synthetic", data, len(CLASSES), tmp_path / "exp", preset="tiny")
+    exp = one_video_experiment(tiny, tmp_path / "frames", tmp_path)
     # the evaluation reads what a variant is from its record (here: the tiny nets' own)
     records = {"rgb": replace(get_variant("baseline_rgb"), name="tiny_rgb"),
                "flow": replace(get_variant("baseline_flow"), name="tiny_flow"),

@@ -1,5 +1,8 @@
 """Evaluation as Sec. 6.1 does it: 12 periods per test video, scores summed, accuracies.
 
+The number of periods is the experiment's ``test_periods`` (Sec. 6.1's 12 by default; the deploy
+net is reshaped to it).
+
 Each period holds T frames and as many flow stacks, Delta frames apart (T = FUSION_STEPS, the
 experiment's ``steps`` for fusion nets; Delta: the variant's). A
 single-stream net (Table 1) scores every frame / flow stack of every period; a fusion net
@@ -93,6 +96,16 @@ class DeployNet:
         self.inputs = list(self.net.inputs)
         self.batch = self.net.blobs[self.inputs[0]].data.shape[0]
 
+    def fit_batch(self, inputs: dict[str, np.ndarray]) -> None:
+        """Reshape the net's inputs to ``inputs``' (a deploy net is generated for Sec. 6.1's
+        12 periods; an evaluation of fewer or more periods reshapes it once)."""
+        if all(self.net.blobs[name].data.shape == data.shape for name, data in inputs.items()):
+            return
+        for name, data in inputs.items():
+            self.net.blobs[name].reshape(*data.shape)
+        self.net.reshape()
+        self.batch = self.net.blobs[self.inputs[0]].data.shape[0]
+
     def scores(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         n = next(iter(inputs.values())).shape[0]
         if n != self.batch:
@@ -106,8 +119,8 @@ class DeployNet:
 
 def period_source(exp: Experiment, delta: int, input_size: int,
                   steps: int = paper.FUSION_STEPS) -> PeriodBatches:
-    """The test periods (``steps`` steps, ``delta`` frames apart) of every video, as the
-    test-phase PeriodDataLayer makes them.
+    """The ``exp.test_periods`` test periods (``steps`` steps, ``delta`` frames apart) of every
+    video, as the test-phase PeriodDataLayer makes them.
 
     Frames and flow stacks are sampled together for every net, so that the appearance and
     motion nets of a method see the same time points."""
@@ -116,7 +129,7 @@ def period_source(exp: Experiment, delta: int, input_size: int,
                          str(frames_root(exp.data_root)), input_size=input_size, delta=delta,
                          rgb_steps=sampling.all_steps(steps),
                          flow_steps=sampling.all_steps(steps), phase="test",
-                         test_periods=paper.TEST_PERIODS, period_steps=steps,
+                         test_periods=exp.test_periods, period_steps=steps,
                          **source_options(read_source_params(exp.data_root)))
 
 
@@ -159,14 +172,15 @@ def evaluate_variant(exp: Experiment, variant: Variant, weights: Path, class_nam
     check_labels([v.label for v in source.videos], len(class_names),
                  list_path(exp.data_root, "rgb", "val", exp.split))
     stream = score_stream(variant)
+    shapes = source.shapes()
+    periods = {name: np.empty(shape, np.float32) for name, shape in shapes.items()}
+    net.fit_batch(variant_inputs(variant, periods, net.inputs))
     state = Run(exp.run_dir(variant.name), variant.name).latest_solverstate()
     writer = ScoreWriter(out, streams=[stream], num_periods=net.batch,
                          labels=[v.label for v in source.videos],
                          video_ids=[Path(v.path).name for v in source.videos],
                          class_names=class_names, dataset=exp.dataset, split=str(exp.split),
                          net=variant.name, iteration=state[0] if state else 0)
-    shapes = source.shapes()
-    periods = {name: np.empty(shape, np.float32) for name, shape in shapes.items()}
     with writer:
         todo = [i for i in range(len(source.videos)) if not writer.done(i)]
         for i in tqdm(todo, desc=f"eval {variant.name}", unit="video", dynamic_ncols=True):
@@ -263,13 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpu", type=int, default=-1)
     ap.add_argument("--steps", type=int, default=paper.FUSION_STEPS,
                     help="T of the fusion nets (as the experiment trained them)")
+    ap.add_argument("--test-periods", type=int, default=paper.TEST_PERIODS,
+                    help="periods scored a test video (default %(default)s, Sec. 6.1)")
     args = ap.parse_args(argv)
+    if args.test_periods < 1:
+        ap.error("--test-periods must be >= 1")
     exp = Experiment(dataset=args.dataset,
                      data_root=Path(args.data_root).expanduser().absolute(),
                      num_classes=args.num_classes, out=Path(args.out).expanduser().absolute(),
                      split=args.split,
                      preset=args.preset, methods=tuple(args.method), gpu=args.gpu,
-                     steps=args.steps)
+                     steps=args.steps, test_periods=args.test_periods)
     try:
         finals = {v.name: exp.run_dir(v.name) / "final.caffemodel" for m in exp.methods
                   for v in method_variants(m, exp.settings)}
