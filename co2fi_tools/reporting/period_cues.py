@@ -8,7 +8,7 @@ other's: for the appearance-centred model, the centre frame shows the texture an
 reverse. Periods are drawn as the period data layer draws them (co2fi_layers.sampling: one
 uniform centre a training period, 12 evenly spread test periods); no net is trained.
 
-    python -m co2fi_tools.reporting.period_cues [--clips 2000] [--frames 48]
+    python -m co2fi_tools.reporting.period_cues [--clips 2000] [--frames 48] [--test-periods 12]
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def sees_both(time_points: np.ndarray, timeline, num_frames: int, centre: str,
 
 
 def table(clips: int = 2000, num_frames: int = 48, deltas: tuple[int, ...] = (1, 5),
-          seed: int = 0) -> dict[str, float]:
-    """Share of training periods, and of test periods, that see both cues, per Delta and
-    centre stream, over ``clips`` drawn timelines."""
+          seed: int = 0, test_periods: int = paper.TEST_PERIODS) -> dict[str, float]:
+    """Share of training periods, and of ``test_periods`` test periods, that see both cues,
+    per Delta and centre stream, over ``clips`` drawn timelines."""
     rng = np.random.default_rng(seed)
     steps = list(sampling.all_steps(paper.FUSION_STEPS))
     flow_len = names.STACK["flow"]
@@ -49,8 +49,7 @@ def table(clips: int = 2000, num_frames: int = 48, deltas: tuple[int, ...] = (1,
         for _ in range(clips):
             timeline = miniature_timeline(num_frames, rng)
             train = sampling.random_period(rng, num_frames, steps, delta, flow_len)
-            test = sampling.period_indices(num_frames, paper.TEST_PERIODS, steps, delta,
-                                           flow_len)
+            test = sampling.period_indices(num_frames, test_periods, steps, delta, flow_len)
             for centre in names.STREAMS:
                 out.setdefault(f"train {centre}-centred, Δ={delta}", []).append(
                     sees_both(train, timeline, num_frames, centre))
@@ -66,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=2000)
     ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--test-periods", type=int, default=paper.TEST_PERIODS,
+                    help="periods a test video (default %(default)s, Sec. 6.1; make claims: 4)")
     args = ap.parse_args(argv)
-    for key, value in table(args.clips, args.frames).items():
+    if args.test_periods < 1:
+        ap.error("--test-periods must be >= 1")
+    for key, value in table(args.clips, args.frames, test_periods=args.test_periods).items():
         print(f"{key}: {100 * value:.1f} %")
     return 0
 
