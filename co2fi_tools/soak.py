@@ -40,8 +40,9 @@ from pathlib import Path
 from co2fi_layers.caffe_env import REPO_ROOT
 from co2fi_tools.training.health import HEALTH_FILE
 
-#: The demo soaked: one uninterrupted run takes about 2.5 minutes on 2 shared cores.
-DEMO_ARGS = ("--classes", "6", "--clips-per-class", "4", "--frames", "24", "--max-iter", "20",
+#: The demo soaked: one uninterrupted run takes about 1.5 minutes on 2 quiet cores (its
+#: stages are long enough that most kills land inside a stage, not while one starts).
+DEMO_ARGS = ("--classes", "6", "--clips-per-class", "4", "--frames", "24", "--max-iter", "60",
              "--pretrain-iters", "0", "--workers", "2")
 TARGETS = ("driver", "solver", "data-worker", "extraction-worker", "evaluation")
 DISK_FULL_TEXT = "no space left on device (disk full)"
@@ -67,6 +68,7 @@ class Report:
     soak_vs_reference: dict = field(default_factory=dict)
     table_mismatches: list[str] = field(default_factory=list)
     minutes: dict = field(default_factory=dict)
+    delays: tuple[float, float] = (0.0, 0.0)
 
     @property
     def ok(self) -> bool:
@@ -338,16 +340,23 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else ""
 
 
+#: Beside a reference run: how long it took (a reused reference still sizes the kill delays).
+REFERENCE_TIME = "soak-reference.json"
+
+
 def reference_run(out: Path, demo_args: list[str], log: Path, timeout: float) -> float:
     """An uninterrupted demo (reused when it finished before); returns its minutes."""
-    if (out / "results.json").exists():
-        return 0.0
+    timing = out / REFERENCE_TIME
+    if (out / "results.json").exists() and timing.exists():
+        return float(json.loads(timing.read_text())["minutes"])
     start = time.time()
     report = Report(0, [])
     rc = _finish(_start(out, demo_args, log), timeout, report)
     if rc != 0:
         raise RuntimeError(f"the uninterrupted demo in {out} failed ({rc}); see {log}")
-    return (time.time() - start) / 60
+    minutes = (time.time() - start) / 60
+    timing.write_text(json.dumps({"minutes": minutes}) + "\n")
+    return minutes
 
 
 # --- the disk ---------------------------------------------------------------------------------
@@ -380,8 +389,19 @@ def fill(folder: Path) -> Path:
 # --- the soak ---------------------------------------------------------------------------------
 
 
+def kill_delays(min_delay: float, max_delay: float | None, reference_seconds: float,
+                kills: int) -> tuple[float, float]:
+    """Seconds from a (re)start to its kill, drawn uniformly from this range. Unless given, the
+    upper end is the uninterrupted run's duration over the kills wanted (at least
+    ``min_delay`` + 1 s): on a faster machine the kills come sooner, so the run still takes
+    them all before it ends (a fixed 1-5 s let the demo end after 13 kills on 2 quiet cores)."""
+    if max_delay is not None:
+        return min_delay, max_delay
+    return min_delay, max(min_delay + 1.0, reference_seconds / kills)
+
+
 def soak(base: Path, seed: int, kills: int, demo_args: list[str], disk_mb: int,
-         delays: tuple[float, float], attempt_timeout: float) -> Report:
+         delays: tuple[float, float | None], attempt_timeout: float) -> Report:
     rng = random.Random(seed)
     report = Report(seed, list(demo_args))
     logs = base / "logs"
@@ -392,6 +412,9 @@ def soak(base: Path, seed: int, kills: int, demo_args: list[str], disk_mb: int,
     report.minutes["reference_2"] = reference_run(base / "ref2", demo_args, logs / "ref2.log",
                                                   3600)
     report.tolerance = differences(base / "ref1", base / "ref2")
+    delays = kill_delays(delays[0], delays[1], 60 * min(report.minutes.values()), kills)
+    report.delays = delays
+    print(f"soak: kills {delays[0]:.1f}-{delays[1]:.1f} s after each (re)start", file=sys.stderr)
     disk = base / "disk"
     mount_tmpfs(disk, disk_mb)
     out = disk / "run"
@@ -521,14 +544,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kills", type=int, default=24)
     ap.add_argument("--disk-mb", type=int, default=600, help="size of the soaked run's tmpfs")
     ap.add_argument("--min-delay", type=float, default=1.0)
-    ap.add_argument("--max-delay", type=float, default=5.0)
+    ap.add_argument("--max-delay", type=float,
+                    help="default: an uninterrupted run's seconds over --kills, at least "
+                         "--min-delay + 1")
     ap.add_argument("--attempt-timeout", type=float, default=900.0,
                     help="seconds before an attempt counts as a hang")
     ap.add_argument("--keep-mount", action="store_true", help="leave the tmpfs mounted")
     ap.add_argument("demo_args", nargs="*", default=list(DEMO_ARGS),
                     help=f"the demo's options (default: {' '.join(DEMO_ARGS)})")
     args = ap.parse_args(argv)
-    if args.kills < 1 or args.min_delay > args.max_delay:
+    if args.kills < 1 or args.min_delay < 0 or (args.max_delay is not None
+                                                and args.min_delay > args.max_delay):
         ap.error("--kills must be positive and --min-delay at most --max-delay")
     base = args.out.expanduser().absolute()
     try:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from co2fi_tools import soak
 from co2fi_tools.training.runs import Run
 from tests.conftest import requires_caffe
@@ -71,3 +73,20 @@ def test_differences_are_zero_for_equal_runs_and_named_for_others(tmp_path: Path
         "table_points": 0.0, "scores": 0.0, "weights": 0.0}
     diff = soak.differences(tmp_path / "x", tmp_path / "z")
     assert diff["table_points"] == 25.0 and diff["weights"] == 0.25
+
+
+def test_kill_delays_scale_with_the_uninterrupted_run_unless_given() -> None:
+    # 24 kills of a 54 s run (2 quiet cores): kills come within 1-2.25 s of each (re)start
+    assert soak.kill_delays(1.0, None, 54.0, 24) == (1.0, 2.25)
+    assert soak.kill_delays(1.0, None, 240.0, 24) == (1.0, 10.0)  # a slower machine
+    assert soak.kill_delays(1.0, None, 10.0, 24) == (1.0, 2.0)  # never below min + 1 s
+    assert soak.kill_delays(2.0, 12.0, 54.0, 24) == (2.0, 12.0)  # as the user gave them
+
+
+def test_a_reused_reference_keeps_its_duration(tmp_path, monkeypatch) -> None:
+    ref = tmp_path / "ref1"
+    ref.mkdir()
+    (ref / "results.json").write_text("{}")
+    (ref / soak.REFERENCE_TIME).write_text('{"minutes": 1.5}')
+    monkeypatch.setattr(soak, "_start", lambda *a: pytest.fail("a finished reference reran"))
+    assert soak.reference_run(ref, [], tmp_path / "log", 10) == 1.5
