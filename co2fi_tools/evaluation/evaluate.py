@@ -118,14 +118,15 @@ class DeployNet:
 
 
 def period_source(exp: Experiment, delta: int, input_size: int,
-                  steps: int = paper.FUSION_STEPS) -> PeriodBatches:
+                  steps: int = paper.FUSION_STEPS, subset: str = "val") -> PeriodBatches:
     """The ``exp.test_periods`` test periods (``steps`` steps, ``delta`` frames apart) of every
-    video, as the test-phase PeriodDataLayer makes them.
+    video of the ``subset`` lists (the test videos by default), as the test-phase
+    PeriodDataLayer makes them.
 
     Frames and flow stacks are sampled together for every net, so that the appearance and
     motion nets of a method see the same time points."""
-    return PeriodBatches(str(list_path(exp.data_root, "rgb", "val", exp.split)),
-                         str(list_path(exp.data_root, "flow", "val", exp.split)),
+    return PeriodBatches(str(list_path(exp.data_root, "rgb", subset, exp.split)),
+                         str(list_path(exp.data_root, "flow", subset, exp.split)),
                          str(frames_root(exp.data_root)), input_size=input_size, delta=delta,
                          rgb_steps=sampling.all_steps(steps),
                          flow_steps=sampling.all_steps(steps), phase="test",
