@@ -336,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).expanduser().absolute()
     mini, pre = miniature.from_arguments(args)
     changes = miniature.preset_changes(args)
+
     def run() -> str:
         with FolderLock(out, "claims"):
             # the data is made once: a rerun asking for another data set stops here
