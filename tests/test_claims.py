@@ -45,6 +45,9 @@ def test_summary_lists_every_row_and_claim() -> None:
             "[+2.0, +6.0] | 3.0 of 96 | 3 | held |") in markdown
     assert "| CO2FI+ASYN (Δ = 5) | CO2FI-complete | -5.0 | 1.5 | [-8.0, -2.0] | 3.0 of 96 | 3 | " \
         "**no** (not held) |" in markdown
+    assert "Largest paired standard error of a claim: 1.5 points (the miniature's target: at " \
+        "most 3; met)." in markdown
+    assert summary["largest_claim_se"] == 0.015
 
 
 def test_paired_claims_come_from_each_seeds_score_files(tmp_path: Path) -> None:
