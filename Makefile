@@ -17,7 +17,7 @@ demo: caffe                        ## the main job: synthetic data -> training -
 claims: caffe                      ## Tables 1-2 in miniature, 3 seeds, claims marked (docs/MINIATURE.md; hours)
 	$(PY) tools/claims.py $(CLAIMS_ARGS)
 
-soak: caffe                        ## fault-injection soak of a small demo (kills, full disk; root; ~30 min; not in CI)
+soak: caffe                        ## fault-injection soak of a small demo (kills, full disk; root; ~10 min; not in CI)
 	nice -n 10 $(PY) tools/soak.py $(SOAK_ARGS)
 
 test: caffe                        ## every test, pycaffe's own 52 included
