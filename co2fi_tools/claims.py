@@ -284,7 +284,8 @@ def _num_test(data: Path) -> int:
 def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Miniature,
            imagenet: dict[str, str], start: float) -> str:
     """The first lines of claims.md: the command and the settings of this call."""
-    trunk = f"yes, {args.pretrain_iters} iterations" if imagenet else "no"
+    trunk = (f"yes, {args.pretrain_iters} iterations on {args.pretrain_design}" if imagenet
+             else "no")
     command = shlex.join(["tools/claims.py", *(argv if argv is not None else sys.argv[1:])])
     return (f"# Claims in miniature\n\n`{command}`"
             f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips "

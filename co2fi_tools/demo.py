@@ -40,6 +40,7 @@ def demo_settings(args: argparse.Namespace) -> dict:
             "clips_per_class": args.clips_per_class, "test_clips": args.test_clips,
             "frames": args.frames, "flow": args.flow,
             "pretrain_iters": args.pretrain_iters, "pretrain_clips": args.pretrain_clips,
+            "pretrain_design": args.pretrain_design,
             "dropout": args.dropout, "seed": args.seed, "max_iter": args.max_iter,
             "fusion_max_iter": args.fusion_iters, "preset": "small",
             **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {}),

@@ -55,6 +55,13 @@ class Pretraining:
     #: the pretraining at 25 % test accuracy; docs/benchmarks/claims-cpu.md).
     lr_step: int = 3000
     seed: int = 0
+    #: The synthetic design of its classes (data_prep.synthetic): "pretrain" (shapes, the
+    #: default until a validation run decides) or "pretrain_texture" (shapes x textures).
+    design: str = "pretrain"
+
+
+#: --pretrain-design: (synthetic design, classes, clips a class); both 320 clips.
+PRETRAIN_DESIGNS = {"shapes": ("pretrain", 8, 40), "textures": ("pretrain_texture", 16, 20)}
 
 
 #: The share of a class's clips held out for testing when only the clip count is given.
@@ -102,9 +109,13 @@ def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> 
 
     nets = generate(get_preset(preset).replace(**(changes or {})), "synthetic", pre.classes,
                     names=["baseline_rgb", "grouper_rgb"])
-    parts = {"settings": asdict(pre),
+    settings = asdict(pre)
+    if pre.design == Pretraining.design:  # the key of trunks made before the field existed
+        del settings["design"]
+    parts = {"settings": settings,
              "preset": preset, "preset_changes": changes or {},
-             "clips": synthetic.design_fingerprint("pretrain", pre.classes, pre.frames, pre.seed),
+             "clips": synthetic.design_fingerprint(pre.design, pre.classes, pre.frames,
+                                                   pre.seed),
              "nets": {k: _sha(v) for k, v in sorted(nets.items())}}
     return _sha(json.dumps(parts, sort_keys=True, default=str))[:16]
 
@@ -139,14 +150,15 @@ def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, g
     if all(p.exists() for p in trunk.values()):
         log(f"pretrained trunk: {folder} (cached)")
         return {k: str(v) for k, v in trunk.items()}
-    log(f"pretraining the trunks once on {pre.classes} other synthetic classes -> {folder}")
+    log(f"pretraining the trunks once on {pre.classes} other synthetic classes ({pre.design}) "
+        f"-> {folder}")
     with FolderLock(folder, "pretraining"):  # a second pretraining here stops with the holder
         atomic_write_text(folder / "settings.json", json.dumps(
             {"pretraining": asdict(pre), "preset": preset, "preset_changes": changes or {}},
             indent=1) + "\n")
         data = folder / "data"
         prepare_data(data, pre.classes, pre.clips_per_class, pre.frames, pre.flow, workers,
-                     pre.seed, design="pretrain")
+                     pre.seed, design=pre.design)
         exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes,
                          out=folder, preset=preset, backend=backend, gpu=gpu, seed=pre.seed,
                          max_iter=pre.iters,
@@ -184,6 +196,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pretrain-clips", type=int,
                     help=f"clips a pretraining class (default {Pretraining.clips_per_class}, or "
                          "--clips-per-class when that is given and smaller)")
+    ap.add_argument("--pretrain-design", choices=list(PRETRAIN_DESIGNS), default="shapes",
+                    help="classes of the pretraining set: shapes (8, textures random) or "
+                         "textures (16: shape x texture) (default %(default)s; "
+                         "docs/MINIATURE.md)")
     ap.add_argument("--pretrain-cache", default=default_cache(), type=_absolute_path,
                     help="folder of the cached pretrained trunks (default %(default)s)")
     ap.add_argument("--dropout", type=float, default=MINIATURE_DROPOUT,
@@ -233,16 +249,19 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
         args.pretrain_iters = (Pretraining.iters if given_iters is None
                                else min(Pretraining.iters, given_iters))
     if args.pretrain_clips is None:
-        args.pretrain_clips = (Pretraining.clips_per_class if given_clips is None
-                               else min(Pretraining.clips_per_class, given_clips))
+        design_clips = PRETRAIN_DESIGNS[getattr(args, "pretrain_design", "shapes")][2]
+        args.pretrain_clips = (design_clips if given_clips is None
+                               else min(design_clips, given_clips))
 
 
 def from_arguments(args: argparse.Namespace) -> tuple[Miniature, Pretraining | None]:
     """The miniature and its pretraining (None: from scratch) the options describe."""
     mini = Miniature(args.classes, args.clips_per_class, args.test_clips, args.frames,
                      args.flow)
-    pre = (Pretraining(clips_per_class=args.pretrain_clips, frames=args.frames,
-                       iters=args.pretrain_iters) if args.pretrain_iters > 0 else None)
+    design, classes, _ = PRETRAIN_DESIGNS[args.pretrain_design]
+    pre = (Pretraining(classes=classes, clips_per_class=args.pretrain_clips, frames=args.frames,
+                       iters=args.pretrain_iters, design=design)
+           if args.pretrain_iters > 0 else None)
     return mini, pre
 
 

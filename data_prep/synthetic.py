@@ -34,7 +34,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -74,6 +74,9 @@ class ClassSpec:
     speed: float
     #: (direction, pattern) pairs a clip of the class draws from (miniature design only).
     cues: tuple[tuple[tuple[float, float], str], ...] = ()
+    #: The texture shows from the first frame (the texture-pretraining design), not after the
+    #: motion and its gap.
+    textured_from_start: bool = False
 
 
 def class_specs(num_classes: int) -> list[ClassSpec]:
@@ -264,7 +267,7 @@ def render_clip(
 # --- The miniature (docs/MINIATURE.md) -------------------------------------------------------
 #: Designs of the generator: "classic" (the demo's set, above) and "miniature" (the set in which
 #: the paper's claims can show: docs/MINIATURE.md).
-DESIGNS = ("classic", "miniature", "pretrain")
+DESIGNS = ("classic", "miniature", "pretrain", "pretrain_texture")
 #: Miniature groups cycle through these kinds: a "product" group holds 4 classes, one per
 #: (direction, pattern) pair, which adding the two streams' scores resolves; a "pair" group
 #: holds 2 classes, each the union of two (direction, pattern) pairs arranged as an XOR, which
@@ -329,13 +332,28 @@ def miniature_specs(num_classes: int) -> list[ClassSpec]:
 
 def pretrain_specs(num_classes: int) -> list[ClassSpec]:
     """The pretraining set (the miniature's stand-in for ImageNet): other classes, one a shape
-    (SHAPES, cycled with a size tier), each clip with a random tint, texture and direction, so
-    that the trunk learns shapes, textures and motion edges without the miniature's classes."""
+    (SHAPES, cycled with a size tier), each clip with a random tint, texture and direction. Its
+    trunk learns shapes, and is blind to textures (measured, docs/MINIATURE.md: a texture
+    probe on its features is at chance), since no class needs them: pretrain_texture_specs."""
     cues = tuple((vec, pattern) for _, _, vectors in MINI_FAMILIES for vec in vectors
                  for pattern in PATTERNS)
     return [ClassSpec(f"{SHAPES[c % len(SHAPES)]}Shape{c // len(SHAPES) or ''}", -1,
                       SHAPES[c % len(SHAPES)], "Any", cues[0][0], cues[0][1], 1.0, cues)
             for c in range(num_classes)]
+
+
+def pretrain_texture_specs(num_classes: int) -> list[ClassSpec]:
+    """The pretraining set with textures as ImageNet has them: a class is a shape and a texture
+    (SHAPES x PATTERNS, cycled), shown from the first frame; tint and direction random per
+    clip. Its trunk learns shapes and textures, the two appearance cues of the miniature."""
+    specs = []
+    for c in range(num_classes):
+        shape, pattern = SHAPES[(c // len(PATTERNS)) % len(SHAPES)], PATTERNS[c % len(PATTERNS)]
+        tier = c // (len(SHAPES) * len(PATTERNS))
+        cues = tuple((vec, pattern) for _, _, vectors in MINI_FAMILIES for vec in vectors)
+        specs.append(ClassSpec(f"{shape}{pattern}Texture{tier or ''}", -1, shape, "Any",
+                               cues[0][0], pattern, 1.0, cues, textured_from_start=True))
+    return specs
 
 
 def miniature_timeline(num_frames: int, rng: np.random.Generator) -> Timeline:
@@ -358,6 +376,8 @@ def render_miniature_clip(spec: ClassSpec, rng: np.random.Generator, num_frames:
     texture. The clip's (direction, pattern) is drawn from the class's ``cues``."""
     direction, pattern = spec.cues[int(rng.integers(len(spec.cues)))]
     timeline = miniature_timeline(num_frames, rng)
+    if spec.textured_from_start:
+        timeline = replace(timeline, show_start=0)
     background = _background(rng, width, height, clutter)
     size = height * rng.uniform(*MINI_SIZE)
     x, y = rng.uniform(0, width), rng.uniform(0, height)
@@ -453,7 +473,8 @@ def write_splits(
 def _design(design: str, num_classes: int) -> tuple[list[ClassSpec], Callable[..., list]]:
     """The class specs and the clip renderer of ``design``."""
     specs = {"classic": class_specs, "miniature": miniature_specs,
-             "pretrain": pretrain_specs}[design](num_classes)
+             "pretrain": pretrain_specs,
+             "pretrain_texture": pretrain_texture_specs}[design](num_classes)
     return specs, render_clip if design == "classic" else render_miniature_clip
 
 
@@ -539,7 +560,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"(default {DEFAULT_CLUTTER}; miniature {MINI_CLUTTER})")
     p.add_argument("--design", choices=DESIGNS, default="classic",
                    help="classic: the demo's set; miniature: the set of `make claims`; "
-                        "pretrain: its pretraining set (docs/MINIATURE.md)")
+                        "pretrain: its pretraining set; pretrain_texture: one whose classes are "
+                        "shapes and textures (docs/MINIATURE.md)")
     args = p.parse_args(argv)
     try:
         paths = generate(

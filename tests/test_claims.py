@@ -204,6 +204,8 @@ def test_a_run_made_smaller_scales_its_fusion_stages_and_pretraining_down() -> N
     with pytest.raises(ValueError, match=r"--test-clips must be in 1..2 \(of --clips-per-class "
                                          r"3\), got 3"):
         resolved(clips_per_class=3, test_clips=3)
+    textures = resolved(pretrain_design="textures")
+    assert textures.pretrain_clips == 20  # 16 classes x 20: the shapes design's 320 clips
     # what the user sets stays as set
     own = resolved(max_iter=3, fusion_iters=50, pretrain_iters=0, pretrain_clips=5)
     assert (own.fusion_iters, own.pretrain_iters, own.pretrain_clips) == (50, 0, 5)

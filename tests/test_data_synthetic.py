@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -124,3 +126,22 @@ def test_miniature_directions_survive_the_horizontal_flip_of_training():
             flipped = (-dx, dy)
             others = {d for m in mates for d, _ in m.cues if d != (dx, dy)}
             assert flipped not in others, spec.name
+
+
+def test_texture_pretraining_classes_are_shape_and_texture_shown_from_the_first_frame():
+    pre = synthetic.pretrain_texture_specs(16)
+    assert {(s.shape, s.pattern) for s in pre} == {(shape, p) for shape in synthetic.SHAPES
+                                                  for p in synthetic.PATTERNS}
+    assert not {s.name for s in synthetic.miniature_specs(12)} & {s.name for s in pre}
+    assert all(s.group == -1 and {c[1] for c in s.cues} == {s.pattern} for s in pre)
+    # the object wears its texture from frame 0 (the miniature's objects only after a gap):
+    # the striped and checked versions of the same clip differ in the first frame
+    striped, checked = pre[0], pre[1]
+    assert (striped.shape, striped.pattern, checked.pattern) == ("Disc", "Striped", "Checked")
+    first = [synthetic.render_miniature_clip(s, np.random.default_rng([0, 0, 0]), 8, 64, 48)[0]
+             for s in (striped, checked)]
+    assert np.abs(first[0].astype(int) - first[1]).max() > 50
+    plain = [synthetic.render_miniature_clip(
+        replace(s, textured_from_start=False), np.random.default_rng([0, 0, 0]), 8, 64, 48)[0]
+        for s in (striped, checked)]
+    np.testing.assert_array_equal(plain[0], plain[1])
