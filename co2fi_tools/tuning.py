@@ -65,6 +65,9 @@ CANDIDATES: dict[str, FusionSchedule] = {
                                               tower_lr_mult=0.1),
     "warm10x0.75_joint1_towers0.1": FusionSchedule(warmup_fraction=0.75, warmup_lr_factor=10,
                                                    joint_lr_factor=1, tower_lr_mult=0.1),
+    # added 2026-12-07: the claims budget's joint phase raised the baseline towers' losses
+    "warm10x0.75_joint0.1_towers0.1": FusionSchedule(warmup_fraction=0.75, warmup_lr_factor=10,
+                                                     joint_lr_factor=0.1, tower_lr_mult=0.1),
 }
 
 
