@@ -63,3 +63,26 @@ def test_probes_decode_each_cue_but_not_their_xor_from_a_linear_code() -> None:
         assert got[depth]["direction"]["all"] > 0.95 and got[depth]["texture"]["all"] > 0.95
     assert got["towers"]["class"]["all"] < 0.65  # both cues there, their XOR not linear
     assert got["lstm"]["class"]["all"] > 0.95  # a head that combined them
+
+
+def test_texture_probe_reads_each_videos_texture_and_scores_blobs(tmp_path) -> None:
+    from co2fi_tools.miniature import prepare_data
+    from co2fi_tools.reporting import texture_probe
+    from data_prep.splits import read_class_index
+
+    data = tmp_path / "data"
+    prepare_data(data, classes=4, clips=3, frames=40, flow="farneback", workers=1, seed=0)
+    names = read_class_index(data / "splits" / "classInd.txt")
+    images, textures = texture_probe.textured_frames(data, "train", 16)
+    assert images.shape == (8, 3, 16, 16)  # 4 product classes x 2 training clips
+    labels = [line.split()[2] for line in
+              (data / "lists" / "rgb_train_split1.txt").read_text().splitlines()]
+    assert [synthetic.PATTERNS[t] for t in textures] == [
+        next(p for p in synthetic.PATTERNS if names[int(k)].endswith(p)) for k in labels]
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 200)
+    blobs = {"coded": np.c_[2.0 * y - 1 + rng.normal(0, 0.3, 200), rng.normal(size=(200, 5))],
+             "blind": rng.normal(size=(200, 6))}
+    got = texture_probe.probe({k: v[:100] for k, v in blobs.items()}, y[:100],
+                              {k: v[100:] for k, v in blobs.items()}, y[100:])
+    assert got["coded"] > 0.95 and 0.3 < got["blind"] < 0.7
