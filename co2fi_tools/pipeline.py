@@ -231,7 +231,7 @@ def _run_locked(exp: Experiment, stages: list[Stage]) -> dict:
     log(f"{len(stages)} training stages for {', '.join(exp.methods)}")
     generate_nets(exp, stages)
     finals = train_stages(exp, stages)
-    log("evaluating (Sec. 6.1: 12 periods per test video)")
+    log(f"evaluating ({exp.test_periods} periods per test video; Sec. 6.1: {paper.TEST_PERIODS})")
     results = evaluate_methods(exp, finals, exp.out / "results.json")
     tables = write_comparison(exp.out / "results.json", exp.out / "comparison")
     plots = plot_curves(exp, stages)
