@@ -44,8 +44,8 @@ class Miniature:
 class Pretraining:
     """What makes the pretrained trunk (the key of its cache folder)."""
 
-    classes: int = 8
-    clips_per_class: int = 40
+    classes: int = 16
+    clips_per_class: int = 20
     frames: int = 48
     #: The pretraining trains appearance nets only; its flow is extracted (the lists need it)
     #: but never read, so the fastest method does.
@@ -55,13 +55,15 @@ class Pretraining:
     #: the pretraining at 25 % test accuracy; docs/benchmarks/claims-cpu.md).
     lr_step: int = 3000
     seed: int = 0
-    #: The synthetic design of its classes (data_prep.synthetic): "pretrain" (shapes, the
-    #: default until a validation run decides) or "pretrain_texture" (shapes x textures).
-    design: str = "pretrain"
+    #: The synthetic design of its classes (data_prep.synthetic): "pretrain_texture" (shape x
+    #: texture; chosen on the validation split, docs/MINIATURE.md) or "pretrain" (shapes only,
+    #: until 2026-12-07: its trunk is blind to textures).
+    design: str = "pretrain_texture"
 
 
 #: --pretrain-design: (synthetic design, classes, clips a class); both 320 clips.
-PRETRAIN_DESIGNS = {"shapes": ("pretrain", 8, 40), "textures": ("pretrain_texture", 16, 20)}
+PRETRAIN_DESIGNS = {"textures": ("pretrain_texture", 16, 20), "shapes": ("pretrain", 8, 40)}
+DEFAULT_PRETRAIN_DESIGN = "textures"
 
 
 #: The share of a class's clips held out for testing when only the clip count is given.
@@ -110,7 +112,7 @@ def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> 
     nets = generate(get_preset(preset).replace(**(changes or {})), "synthetic", pre.classes,
                     names=["baseline_rgb", "grouper_rgb"])
     settings = asdict(pre)
-    if pre.design == Pretraining.design:  # the key of trunks made before the field existed
+    if pre.design == PRETRAIN_DESIGNS["shapes"][0]:  # its key from before the field existed
         del settings["design"]
     parts = {"settings": settings,
              "preset": preset, "preset_changes": changes or {},
@@ -196,10 +198,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--pretrain-clips", type=int,
                     help=f"clips a pretraining class (default {Pretraining.clips_per_class}, or "
                          "--clips-per-class when that is given and smaller)")
-    ap.add_argument("--pretrain-design", choices=list(PRETRAIN_DESIGNS), default="shapes",
-                    help="classes of the pretraining set: shapes (8, textures random) or "
-                         "textures (16: shape x texture) (default %(default)s; "
-                         "docs/MINIATURE.md)")
+    ap.add_argument("--pretrain-design", choices=list(PRETRAIN_DESIGNS),
+                    default=DEFAULT_PRETRAIN_DESIGN,
+                    help="classes of the pretraining set: textures (16: shape x texture) or "
+                         "shapes (8, textures random: its trunk is blind to textures) (default "
+                         "%(default)s; docs/MINIATURE.md)")
     ap.add_argument("--pretrain-cache", default=default_cache(), type=_absolute_path,
                     help="folder of the cached pretrained trunks (default %(default)s)")
     ap.add_argument("--dropout", type=float, default=MINIATURE_DROPOUT,
@@ -249,7 +252,8 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
         args.pretrain_iters = (Pretraining.iters if given_iters is None
                                else min(Pretraining.iters, given_iters))
     if args.pretrain_clips is None:
-        design_clips = PRETRAIN_DESIGNS[getattr(args, "pretrain_design", "shapes")][2]
+        design_clips = PRETRAIN_DESIGNS[getattr(args, "pretrain_design",
+                                                DEFAULT_PRETRAIN_DESIGN)][2]
         args.pretrain_clips = (design_clips if given_clips is None
                                else min(design_clips, given_clips))
 

@@ -179,7 +179,7 @@ def test_claims_test_set_is_sized_for_paired_differences() -> None:
     mini, pre = miniature.from_arguments(args)
     assert (mini.clips_per_class - mini.test_clips, mini.test_clips) == (24, 32)
     assert mini.classes * mini.test_clips == 384 and claims.CLAIMS_TEST_PERIODS == 4
-    assert pre.clips_per_class == 40  # the pretraining keeps its own size
+    assert (pre.classes, pre.clips_per_class, pre.design) == (16, 20, "pretrain_texture")
 
 
 def test_a_run_made_smaller_scales_its_fusion_stages_and_pretraining_down() -> None:
@@ -199,13 +199,13 @@ def test_a_run_made_smaller_scales_its_fusion_stages_and_pretraining_down() -> N
     assert (quick.clips_per_class, quick.pretrain_clips, quick.test_clips) == (3, 3, 1)
     full = resolved()
     assert (full.max_iter, full.fusion_iters) == (500, 100)
-    assert (full.pretrain_iters, full.pretrain_clips) == (4000, 40)
+    assert (full.pretrain_iters, full.pretrain_clips) == (4000, 20)  # 16 texture classes
     assert (full.clips_per_class, full.test_clips) == (32, 8)
     with pytest.raises(ValueError, match=r"--test-clips must be in 1..2 \(of --clips-per-class "
                                          r"3\), got 3"):
         resolved(clips_per_class=3, test_clips=3)
-    textures = resolved(pretrain_design="textures")
-    assert textures.pretrain_clips == 20  # 16 classes x 20: the shapes design's 320 clips
+    shapes = resolved(pretrain_design="shapes")
+    assert shapes.pretrain_clips == 40  # 8 classes x 40: the textures design's 320 clips
     # what the user sets stays as set
     own = resolved(max_iter=3, fusion_iters=50, pretrain_iters=0, pretrain_clips=5)
     assert (own.fusion_iters, own.pretrain_iters, own.pretrain_clips) == (50, 0, 5)

@@ -102,7 +102,7 @@ def test_demo_with_other_classes_into_a_demo_folder_says_what_differs(tmp_path, 
     out = tmp_path / "demo"
     args4 = argparse.Namespace(
         classes=4, clips_per_class=2, test_clips=1, frames=8, flow="tvl1-fast",
-        pretrain_iters=0, pretrain_clips=2, pretrain_design="shapes", dropout=0.0, seed=0,
+        pretrain_iters=0, pretrain_clips=2, pretrain_design="textures", dropout=0.0, seed=0,
         max_iter=500, fusion_iters=100, fusion_lr=None, fusion_schedule="staged")
     with FolderLock(out, "demo"):
         pipeline.claim_output(out, demo.demo_settings(args4))
