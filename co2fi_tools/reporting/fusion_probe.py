@@ -29,6 +29,10 @@ import numpy as np
 
 from co2fi_tools.experiment import SETTINGS_FILE, Experiment
 from co2fi_tools.reporting.period_cues import sees_both
+from co2fi_tools.safe_io import error_line
+from data_prep.errors import DataError
+from data_prep.lists import lists_dir, read_class_names
+from data_prep.splits import read_class_index
 from data_prep.synthetic import (
     PATTERNS,
     ClassSpec,
@@ -70,6 +74,18 @@ def clip_cues(spec: ClassSpec, label: int, clip: int, num_frames: int,
     timeline = miniature_timeline(num_frames, rng)
     directions = [c[0] for c in spec.cues]  # a pair class lists direction 0, then 1
     return ClipCues(spec.group, directions.index(direction), PATTERNS.index(pattern), timeline)
+
+
+def miniature_classes(data_root: Path) -> list[ClassSpec]:
+    """The miniature's class specs of a data folder, counted from the class names its lists
+    (or split files) give; ValueError when the names are not the miniature's."""
+    names = read_class_names(lists_dir(data_root)) or list(
+        read_class_index(data_root / "splits" / "classInd.txt"))
+    specs = miniature_specs(len(names))
+    if [s.name for s in specs] != list(names):
+        raise ValueError(f"{data_root}: its classes are not the miniature's "
+                         f"({names[0]!r}, ...; docs/MINIATURE.md)")
+    return specs
 
 
 def _features(net, depth: str, steps: int) -> np.ndarray:
@@ -153,21 +169,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("variant", help="a fusion variant, e.g. co2fi_asyn_d5_rgb_centred")
     ap.add_argument("--periods", type=int, default=4, help="periods a video (default 4)")
     ap.add_argument("--data-seed", type=int, default=0)
+    ap.add_argument("--data-root", type=Path,
+                    help="the data folder (default: the one the experiment's settings record)")
     ap.add_argument("--json", type=Path, help="write the accuracies here too")
     args = ap.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
     try:
-        recorded = json.loads((args.experiment / SETTINGS_FILE).read_text())
-        exp = Experiment("synthetic", Path(recorded["data_root"]), recorded["num_classes"],
-                         args.experiment.absolute(), preset=recorded["preset"],
-                         test_periods=args.periods)
-        specs = miniature_specs(exp.num_classes)
+        settings = args.experiment / SETTINGS_FILE
+        if args.data_root is None and not settings.exists():
+            raise ValueError(f"{settings}: no such file (give --data-root)")
+        recorded = json.loads(settings.read_text()) if settings.exists() else {}
+        data_root = (args.data_root or Path(recorded["data_root"])).absolute()
+        specs = miniature_classes(data_root)
+        exp = Experiment("synthetic", data_root, len(specs), args.experiment.absolute(),
+                         preset=recorded.get("preset", "small"), test_periods=args.periods)
         if get_variant(args.variant, exp.settings).kind != "fusion":
             raise ValueError(f"{args.variant}: not a fusion variant")
         train = read_periods(exp, args.variant, "train", specs, args.data_seed)
         test = read_periods(exp, args.variant, "val", specs, args.data_seed)
-    except (OSError, KeyError, ValueError) as exc:
-        print(f"fusion_probe: error: {exc}", file=sys.stderr)
+    except (OSError, KeyError, ValueError, DataError) as exc:
+        print(f"fusion_probe: error: {error_line(exc)}", file=sys.stderr)
         return 1
     result = {"variant": args.variant, "periods": {"train": len(train["class"]),
                                                    "test": len(test["class"]),

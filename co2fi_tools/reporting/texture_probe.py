@@ -21,11 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from co2fi_layers import augment, frames
-from co2fi_tools.reporting.fusion_probe import CLIP, clip_cues
+from co2fi_tools.reporting.fusion_probe import CLIP, clip_cues, miniature_classes
 from data_prep.errors import DataError
 from data_prep.lists import frames_root, list_path
-from data_prep.splits import read_class_index
-from data_prep.synthetic import miniature_specs
 
 BLOBS = ("data", "conv2_2", "conv3_3", "conv4_3", "pool5", "fc6", "fc7")
 
@@ -34,7 +32,7 @@ def textured_frames(data_root: Path, subset: str, input_size: int, data_seed: in
                     ) -> tuple[np.ndarray, np.ndarray]:
     """(frames N x 3 x S x S as the evaluation crops them, texture index of each) of one
     textured frame a video of the ``subset`` rgb list."""
-    specs = miniature_specs(len(read_class_index(data_root / "splits" / "classInd.txt")))
+    specs = miniature_classes(data_root)
     images, textures = [], []
     for video in frames.read_list(str(list_path(data_root, "rgb", subset, 1)),
                                   str(frames_root(data_root))):
