@@ -40,12 +40,20 @@ class Miniature:
     data_seed: int = 0
 
 
+#: --pretrain-design: (synthetic design, classes, clips a class); both 320 clips. "textures"
+#: (shape x texture) was chosen on the validation split (docs/MINIATURE.md); the "shapes"
+#: trunk, the default until 2026-12-07, is blind to textures.
+PRETRAIN_DESIGNS = {"textures": ("pretrain_texture", 16, 20), "shapes": ("pretrain", 8, 40)}
+DEFAULT_PRETRAIN_DESIGN = "textures"
+_DESIGN, _CLASSES, _CLIPS = PRETRAIN_DESIGNS[DEFAULT_PRETRAIN_DESIGN]
+
+
 @dataclass(frozen=True)
 class Pretraining:
     """What makes the pretrained trunk (the key of its cache folder)."""
 
-    classes: int = 16
-    clips_per_class: int = 20
+    classes: int = _CLASSES
+    clips_per_class: int = _CLIPS
     frames: int = 48
     #: The pretraining trains appearance nets only; its flow is extracted (the lists need it)
     #: but never read, so the fastest method does.
@@ -55,15 +63,8 @@ class Pretraining:
     #: the pretraining at 25 % test accuracy; docs/benchmarks/claims-cpu.md).
     lr_step: int = 3000
     seed: int = 0
-    #: The synthetic design of its classes (data_prep.synthetic): "pretrain_texture" (shape x
-    #: texture; chosen on the validation split, docs/MINIATURE.md) or "pretrain" (shapes only,
-    #: until 2026-12-07: its trunk is blind to textures).
-    design: str = "pretrain_texture"
-
-
-#: --pretrain-design: (synthetic design, classes, clips a class); both 320 clips.
-PRETRAIN_DESIGNS = {"textures": ("pretrain_texture", 16, 20), "shapes": ("pretrain", 8, 40)}
-DEFAULT_PRETRAIN_DESIGN = "textures"
+    #: The synthetic design of its classes (data_prep.synthetic; PRETRAIN_DESIGNS).
+    design: str = _DESIGN
 
 
 #: The share of a class's clips held out for testing when only the clip count is given.
@@ -196,7 +197,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          "--max-iter when that is given and smaller: a quick run stays quick; "
                          "0: no pretrained trunk, from scratch)")
     ap.add_argument("--pretrain-clips", type=int,
-                    help=f"clips a pretraining class (default {Pretraining.clips_per_class}, or "
+                    help="clips a pretraining class (default: the design's, "
+                         f"{', '.join(f'{k} {v[2]}' for k, v in PRETRAIN_DESIGNS.items())}, or "
                          "--clips-per-class when that is given and smaller)")
     ap.add_argument("--pretrain-design", choices=list(PRETRAIN_DESIGNS),
                     default=DEFAULT_PRETRAIN_DESIGN,
