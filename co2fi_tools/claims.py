@@ -66,7 +66,6 @@ CLAIMS_FUSION_ITERS = 200
 CLAIMS_CLIPS = 56
 CLAIMS_TEST_CLIPS = 32
 CLAIMS_TEST_PERIODS = 4
-CLAIMS_REMEDY = "use another --out, or delete it to start over"
 #: The standard error a claim's paired difference should not exceed for the miniature to
 #: decide it (issue 19: the paper's effects are 1-3 points).
 MAX_CLAIM_SE = 0.03
@@ -350,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     def run() -> str:
         with FolderLock(out, "claims"):
             # the data is made once: a rerun asking for another data set stops here
-            claim_output(out, claims_settings(mini), CLAIMS_REMEDY)
+            claim_output(out, claims_settings(mini))
             data = out / "data"
             imagenet = miniature.prepare(mini, pre, data, args.pretrain_cache,
                                          args.workers, args.gpu, args.backend, changes)
