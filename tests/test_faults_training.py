@@ -118,6 +118,33 @@ def test_ctrl_c_snapshots_exits_130_and_the_rerun_resumes(tmp_path: Path) -> Non
     assert _snapshot_iters(run)[-1] > first[-1]
 
 
+def test_ctrl_c_while_the_driver_reads_a_line_still_waits_for_the_snapshot(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C lands wherever the driver is, here while it parses a log line: the driver still
+    waits for the solver's snapshot and says where it is (once, it left at once and said
+    'interrupted before training started', the snapshot still being written)."""
+    import re
+
+    from co2fi_tools.training import train as train_mod
+
+    class SignalOnFirstIteration:
+        sent = False
+
+        def search(self, line: str):
+            if "Iteration" in line and not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+            return re.search(r"Iteration (\d+)", line)
+
+    monkeypatch.setattr(train_mod, "ITER_RE", SignalOnFirstIteration())
+    run = tmp_path / "run"
+    rc = train_mod.main(_cli(tmp_path, run)[3:])
+    err = capsys.readouterr().err
+    assert rc == 130, err
+    assert _last_line(err).startswith("co2fi-train: tiny: interrupted (snapshot at iteration")
+    assert _snapshot_iters(run), "the driver left before the solver's snapshot was published"
+
+
 def _children(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(x) for x in text.split()]

@@ -403,15 +403,22 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
         log.write(f"co2fi: {' '.join(cmd)}\n")
         offset = log.tell()
 
-    def on_term(signum, frame):  # SIGTERM: as Ctrl-C
-        raise KeyboardInterrupt
+    proc: subprocess.Popen | None = None
+    stop_requests: list[int] = []
+
+    def on_stop(signum, frame):
+        # A flag, not KeyboardInterrupt: an exception raised wherever the loop happens to be
+        # would leave it before the solver has written (and published) its last snapshot.
+        stop_requests.append(signum)
+        if proc is not None and len(stop_requests) == 1:
+            proc.send_signal(signal.SIGINT)
 
     # Set explicitly: a process started in the background by a shell inherits SIGINT ignored,
     # and Python then installs no handler of its own.
     handlers = {}
     if threading.current_thread() is threading.main_thread():
-        handlers = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-                    signal.SIGTERM: signal.signal(signal.SIGTERM, on_term)}
+        handlers = {signum: signal.signal(signum, on_stop)
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         with open(run.log, "ab") as out, tqdm(total=max_iter, initial=start, desc=label,
                                                unit="it", leave=True, dynamic_ncols=True) as bar:
@@ -421,19 +428,13 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                     cwd=run.path, preexec_fn=_die_with_parent,
                                     pass_fds=held_lock_fds(run.path))
-            lines = _follow(run.log, offset, proc)
+            if stop_requests:  # a signal came before the solver started
+                proc.send_signal(signal.SIGINT)
             writing = None  # the tool's snapshot whose solver state is being written
-            while True:
-                try:
-                    line = next(lines, None)
-                except KeyboardInterrupt:
-                    if not interrupted:
-                        interrupted = True
-                        bar.write(f"{label}: interrupted; stopping the solver with a snapshot")
-                        proc.send_signal(signal.SIGINT)
-                    continue
-                if line is None:
-                    break
+            for line in _follow(run.log, offset, proc):
+                if stop_requests and not interrupted:
+                    interrupted = True
+                    bar.write(f"{label}: interrupted; stopping the solver with a snapshot")
                 if writing is not None:  # a line after it: Caffe has written it
                     publish_snapshot(run.staged_prefix, writing)
                     writing = None
@@ -462,6 +463,7 @@ def _stream(cmd: list[str], run: Run, max_iter: int, start: int, label: str,
                 if line.startswith("co2fi: training stopped"):
                     diverged = line.split("co2fi: training stopped: ", 1)[1].strip()
             rc = proc.wait()
+            interrupted = interrupted or bool(stop_requests)
             if writing is not None and rc in (0, EXIT_INTERRUPTED):  # it exited normally
                 publish_snapshot(run.staged_prefix, writing)
     finally:
