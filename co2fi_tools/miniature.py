@@ -20,6 +20,7 @@ from co2fi_tools.pipeline import Experiment, generate_nets, log, train_stages
 from co2fi_tools.safe_io import FolderLock, atomic_write_bytes, atomic_write_text, check_space
 from co2fi_tools.stages import Stage
 from netgen import names
+from netgen.presets import SMALL
 from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, FusionSchedule
 
 #: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
@@ -104,14 +105,20 @@ def _sha(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()
 
 
+#: The pretraining's solver: never clipped (its trunks were trained so before the preset's
+#: clip_gradients existed; the cache keys of both designs stay valid).
+PRETRAIN_SOLVER = {"clip_gradients": 0.0}
+
+
 def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> str:
     """Hash of the settings, of what the generator draws and of the nets that make the trunk."""
     from data_prep import synthetic
     from netgen.emit import generate
     from netgen.presets import get_preset
 
-    nets = generate(get_preset(preset).replace(**(changes or {})), "synthetic", pre.classes,
-                    names=["baseline_rgb", "grouper_rgb"])
+    changes = _pretrain_changes(changes)
+    nets = generate(get_preset(preset).replace(**changes, **PRETRAIN_SOLVER), "synthetic",
+                    pre.classes, names=["baseline_rgb", "grouper_rgb"])
     settings = asdict(pre)
     if pre.design == PRETRAIN_DESIGNS["shapes"][0]:  # its key from before the field existed
         del settings["design"]
@@ -147,6 +154,7 @@ def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
 def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, gpu: int,
                      backend: str, changes: dict | None = None) -> dict[str, str]:
     """{"vgg16": ..., "cnn_m_2048": ...} trained once on the pretraining set (cached)."""
+    changes = _pretrain_changes(changes)
     folder = cache / pretrain_key(pre, preset, changes)
     trunk = {"vgg16": folder / "vgg16_trunk.caffemodel",
              "cnn_m_2048": folder / "cnn_m_2048_trunk.caffemodel"}
@@ -165,7 +173,7 @@ def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, g
         exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes,
                          out=folder, preset=preset, backend=backend, gpu=gpu, seed=pre.seed,
                          max_iter=pre.iters,
-                         preset_changes={**(changes or {}), "lr_step": pre.lr_step})
+                         preset_changes={**changes, **PRETRAIN_SOLVER, "lr_step": pre.lr_step})
         stages = [Stage("baseline_rgb"), Stage("grouper_rgb")]
         generate_nets(exp, stages)
         finals = train_stages(exp, stages)
@@ -211,6 +219,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="dropout ratio of the small preset's FC layers in every net of the "
                          "miniature, pretraining included (default %(default)s; the preset's "
                          "0.5 kept the small nets at chance, docs/MINIATURE.md)")
+    ap.add_argument("--clip-gradients", type=float, default=SMALL.clip_gradients,
+                    help="Caffe's clip_gradients of every stage's solver, pretraining excepted "
+                         "(0: none; default %(default)s; docs/REPRODUCTION.md, \"gradient "
+                         "clipping\")")
     ap.add_argument("--fusion-lr", type=float,
                     help="base learning rate of the fusion stages (default: the generated "
                          "solver's, as every stage; docs/benchmarks/claims-cpu.md measures why "
@@ -287,5 +299,15 @@ def fusion_schedule(args: argparse.Namespace) -> FusionSchedule:
 
 
 def preset_changes(args: argparse.Namespace) -> dict:
-    """What the miniature changes in the small preset, for every net (pretraining included)."""
-    return {"dropout": args.dropout}
+    """What the miniature changes in the small preset, for every net (pretraining included,
+    but for the clipping: PRETRAIN_SOLVER). ``clip_gradients`` only when not the preset's, so
+    that folders made before the option keep their fingerprint."""
+    clip = getattr(args, "clip_gradients", SMALL.clip_gradients)
+    return {"dropout": args.dropout,
+            **({"clip_gradients": clip} if clip != SMALL.clip_gradients else {})}
+
+
+def _pretrain_changes(changes: dict | None) -> dict:
+    """The preset changes the pretraining keys and trains by: the trunk is trained as before
+    gradient clipping existed (PRETRAIN_SOLVER), whatever the stages after it clip at."""
+    return {k: v for k, v in (changes or {}).items() if k not in PRETRAIN_SOLVER}

@@ -68,6 +68,12 @@ CANDIDATES: dict[str, FusionSchedule] = {
     # added 2026-12-07: the claims budget's joint phase raised the baseline towers' losses
     "warm10x0.75_joint0.1_towers0.1": FusionSchedule(warmup_fraction=0.75, warmup_lr_factor=10,
                                                      joint_lr_factor=0.1, tower_lr_mult=0.1),
+    # added 2026-12-07 (session 6): the seed-0 claims run's baseline joint phases raised tower
+    # and head losses alike; the towers' gradient there was 7-18x a single-stream net's
+    "warm10x0.75_joint1_towers0.01": FusionSchedule(warmup_fraction=0.75, warmup_lr_factor=10,
+                                                    joint_lr_factor=1, tower_lr_mult=0.01),
+    "warm10x0.75_joint1_towers0": FusionSchedule(warmup_fraction=0.75, warmup_lr_factor=10,
+                                                 joint_lr_factor=1, tower_lr_mult=0.0),
 }
 
 
@@ -78,7 +84,10 @@ def tune(args: argparse.Namespace) -> dict:
     with FolderLock(out, "tuning"):
         claim_output(out, {"miniature": asdict(mini), "max_iter": args.max_iter,
                            "fusion_iters": args.fusion_iters, "seed": args.seed,
-                           "fraction": args.fraction, "dropout": args.dropout})
+                           "fraction": args.fraction, "dropout": args.dropout,
+                           # recorded only when set: folders made before the option stay valid
+                           **({"clip_gradients": changes["clip_gradients"]}
+                              if "clip_gradients" in changes else {})})
         imagenet = miniature.prepare(mini, pre, out / "source", args.pretrain_cache,
                                      args.workers, args.gpu, args.backend, changes)
         try:

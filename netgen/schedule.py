@@ -41,7 +41,8 @@ class FusionSchedule:
     warmup_lr_factor: float = 10.0
     #: Joint phase's learning rate (the head's), as a multiple of the stage's base lr.
     joint_lr_factor: float = 1.0
-    #: lr_mult of every tower parameter in the joint phase (the head's is 1).
+    #: lr_mult of every tower parameter in the joint phase (the head's is 1); 0: the towers
+    #: stay frozen in both phases (Eq. 6's tower terms then move nothing).
     tower_lr_mult: float = 0.1
 
     def __post_init__(self) -> None:
@@ -49,9 +50,11 @@ class FusionSchedule:
             raise ValueError(f"fusion schedule {self.kind!r} is not one of {list(SCHEDULES)}")
         if not 0.0 < self.warmup_fraction < 1.0:
             raise ValueError(f"warmup_fraction must lie in (0, 1), not {self.warmup_fraction}")
-        for name in ("warmup_lr_factor", "joint_lr_factor", "tower_lr_mult"):
+        for name in ("warmup_lr_factor", "joint_lr_factor"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        if not self.tower_lr_mult >= 0:
+            raise ValueError(f"tower_lr_mult must be 0 or more, not {self.tower_lr_mult}")
 
     @property
     def staged(self) -> bool:

@@ -33,6 +33,8 @@ def solver(
     sp.max_iter = max_iter
     sp.momentum = preset.momentum
     sp.weight_decay = preset.weight_decay
+    if preset.clip_gradients:
+        sp.clip_gradients = preset.clip_gradients
     sp.display = preset.display
     sp.snapshot = min(preset.snapshot, sp.max_iter)
     sp.snapshot_prefix = snapshot_prefix
@@ -49,6 +51,9 @@ def solver_header(preset: Preset, grouper: bool, phase: str | None = None) -> li
         f"weight_decay {preset.weight_decay}: not in the paper (TSN/VGG value; "
         "docs/REPRODUCTION.md)",
     ]
+    if preset.clip_gradients:
+        lines.append(f"clip_gradients {preset.clip_gradients}: not in the paper (the "
+                     "miniature's LSTM losses blew up without it; docs/REPRODUCTION.md)")
     if phase:
         lines.append(phase)
     if grouper:

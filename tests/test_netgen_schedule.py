@@ -124,8 +124,9 @@ def test_bad_schedule_values_are_one_line_errors(capsys):
     assert "warmup_fraction must lie in (0, 1), not 1.5" in capsys.readouterr().err
     with pytest.raises(ValueError, match="fusion schedule 'both'"):
         FusionSchedule("both")
-    with pytest.raises(ValueError, match="tower_lr_mult must be positive"):
-        dataclasses.replace(DEFAULT_SCHEDULE, tower_lr_mult=0)
+    with pytest.raises(ValueError, match="tower_lr_mult must be 0 or more"):
+        dataclasses.replace(DEFAULT_SCHEDULE, tower_lr_mult=-0.1)
+    dataclasses.replace(DEFAULT_SCHEDULE, tower_lr_mult=0)  # towers frozen in both phases
 
 
 def test_split_iterations():
