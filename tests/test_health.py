@@ -3,8 +3,10 @@ start and ReLUs that die are reported, on the console and in the run's log."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from co2fi_tools.training.health import Probe, assess
@@ -42,6 +44,21 @@ def test_a_nan_loss_counts_as_a_rise_and_without_a_start_only_dead_relus_count()
     assert not h.rose and set(h.dead) == {"r"} and "no start weights" in h.summary()
 
 
+def test_a_softmax_head_that_ends_at_chance_is_reported_wherever_it_started():
+    """CO2FI-no class grouping's appearance net (claims run, seed 0) started at ln 12 and
+    ended at 2.47: no head rose, yet it learned nothing."""
+    ln12 = float(np.log(12))
+    start = Probe({"c2f_loss_t3": 2.4847, "group": 1.0}, {}, {"c2f_loss_t3": ln12})
+    end = Probe({"c2f_loss_t3": 2.4518, "group": 3.0}, {}, {"c2f_loss_t3": ln12})
+    h = assess(start, end)
+    assert h.at_chance == {"c2f_loss_t3": (2.4518, ln12)} and not h.ok
+    assert "1 at chance" in h.summary()
+    assert h.problems()[-1] == ("loss head c2f_loss_t3 ended at chance: 2.4518 (ln of its "
+                                "classes: 2.4849)")
+    learned = assess(start, Probe({"c2f_loss_t3": 1.8}, {}, {"c2f_loss_t3": ln12}))
+    assert not learned.at_chance
+
+
 @requires_caffe
 def test_the_guard_catches_a_stage_that_ruins_its_net(tiny_dataset: Path, tmp_path: Path,  # noqa: F811
                                                      capsys) -> None:
@@ -65,10 +82,13 @@ def test_the_guard_catches_a_stage_that_ruins_its_net(tiny_dataset: Path, tmp_pa
     assert "bad: WARNING: " in out
     log = (tmp_path / "bad" / "train.log").read_text()
     assert "co2fi: health: 1 loss heads" in log and "co2fi: health: WARNING: " in log
-    assert (tmp_path / "bad" / "health.json").exists()
-    # the healthy stage, started from nothing, has nothing to compare and nothing dead
+    record = json.loads((tmp_path / "bad" / "health.json").read_text())
+    assert record["end"]["chance"] == {"loss": pytest.approx(np.log(TINY["num_classes"]))}
+    # the first stage, started from nothing, has nothing to compare and nothing dead (after
+    # 30 iterations it is still at chance, and the guard says that)
     report_health(TrainJob(name="good", max_iter=30, **common), tmp_path / "good", good)
-    assert "good: WARNING" not in capsys.readouterr().out
+    warnings = [x for x in capsys.readouterr().out.splitlines() if "good: WARNING" in x]
+    assert not [x for x in warnings if "at chance" not in x], warnings
 
 
 if __name__ == "__main__":

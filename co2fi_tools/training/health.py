@@ -4,9 +4,11 @@ A stage is probed twice on the same fixed training batches (the first ``batches`
 layer makes, which depend only on the run's seed): with the weights it started from and with
 its final weights. It is reported when a loss head ends above where it started, or a ReLU
 layer's units die (the fraction of positive outputs falls below ``DEAD_FRACTION``, or to under
-a quarter of where it started). This is what a fusion stage did before netgen.schedule: the
-five weight-shared towers' losses rose while their trunk's ReLUs died (docs/REPRODUCTION.md,
-"fusion stage"). The comparison is Caffe-free (``assess``); ``probe`` runs the net.
+a quarter of where it started), or a softmax loss head ends at chance (within ``AT_CHANCE`` of
+ln C, C its classes: a net that learned nothing, wherever it started). This is what a fusion
+stage did before netgen.schedule: the five weight-shared towers' losses rose while their
+trunk's ReLUs died (docs/REPRODUCTION.md, "fusion stage"). The comparison is Caffe-free
+(``assess``); ``probe`` runs the net.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ CROSS_DROP = 0.2
 #: A loss head "rose" when it ends above start * (1 + ROSE_TOLERANCE) + ROSE_MARGIN.
 ROSE_TOLERANCE = 0.02
 ROSE_MARGIN = 0.01
+#: A softmax loss head ends "at chance" at or above this share of ln(its classes)
+#: (CO2FI-no class grouping's appearance net that blew up ended at 0.99 of ln 12).
+AT_CHANCE = 0.97
 #: Fixed training batches a probe averages over.
 PROBE_BATCHES = 4
 #: The record of a run folder.
@@ -45,6 +50,8 @@ class Probe:
 
     losses: dict[str, float] = field(default_factory=dict)
     active: dict[str, float] = field(default_factory=dict)
+    #: ln(classes) of every softmax loss head (its loss when it predicts nothing).
+    chance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,16 +62,18 @@ class Health:
     end: Probe
     rose: dict[str, tuple[float, float]] = field(default_factory=dict)  # head -> (start, end)
     dead: dict[str, tuple[float | None, float]] = field(default_factory=dict)  # relu -> (s, e)
+    at_chance: dict[str, tuple[float, float]] = field(default_factory=dict)  # head -> (e, ln C)
 
     @property
     def ok(self) -> bool:
-        return not self.rose and not self.dead
+        return not self.rose and not self.dead and not self.at_chance
 
     def summary(self) -> str:
         """One line: how many heads and ReLUs were checked, and what went wrong."""
         heads, relus = len(self.end.losses), len(self.end.active)
-        line = (f"{heads} loss heads ({len(self.rose)} ended above their start), {relus} ReLU "
-                f"layers ({len(self.dead)} dead)")
+        line = (f"{heads} loss heads ({len(self.rose)} ended above their start"
+                + (f", {len(self.at_chance)} at chance" if self.at_chance else "")
+                + f"), {relus} ReLU layers ({len(self.dead)} dead)")
         if self.start is None:
             line += "; no start weights to compare with"
         return line
@@ -77,6 +86,12 @@ class Health:
             out.append(f"loss head {name} rose {s:.4f} -> {e:.4f}")
         if len(rose) > limit:
             out.append(f"... and {len(rose) - limit} more loss heads rose")
+        flat = sorted(self.at_chance.items())
+        for name, (e, chance) in flat[:limit]:
+            out.append(f"loss head {name} ended at chance: {e:.4f} (ln of its classes: "
+                       f"{chance:.4f})")
+        if len(flat) > limit:
+            out.append(f"... and {len(flat) - limit} more loss heads at chance")
         dead = sorted(self.dead.items(), key=lambda kv: kv[1][1])
         for name, (s, e) in dead[:limit]:
             was = "" if s is None else f" (was {100 * s:.0f} %)"
@@ -97,6 +112,9 @@ def assess(start: Probe | None, end: Probe) -> Health:
         if s is not None and np.isfinite(s) and (not np.isfinite(e)
                                                  or e > s * (1 + ROSE_TOLERANCE) + ROSE_MARGIN):
             health.rose[name] = (s, e)
+        chance = end.chance.get(name)
+        if chance and np.isfinite(e) and e >= AT_CHANCE * chance:
+            health.at_chance[name] = (e, chance)
     for name, e in end.active.items():
         s = start.active.get(name) if start else None
         if e < DEAD_FRACTION and (s is None or (s >= DEAD_FRACTION
@@ -122,6 +140,19 @@ def _train_layers(prototxt: Path):
               or (layer.type == "SoftmaxWithLoss" and not layer.loss_weight)]
     relus = {layer.name: layer.top[0] for layer in layers if layer.type == "ReLU"}
     return net, layers, losses, relus
+
+
+def _chance(layers, losses: list[str], net) -> dict[str, float]:
+    """ln(classes) of each softmax loss head: the loss of a uniform prediction."""
+    out = {}
+    for layer in layers:
+        if layer.type == "SoftmaxWithLoss" and layer.top and layer.top[0] in losses:
+            shape = net.blobs[layer.bottom[0]].data.shape
+            axis = layer.softmax_param.axis if layer.HasField("softmax_param") else 1
+            classes = shape[axis]
+            if classes > 1:
+                out[layer.top[0]] = float(np.log(classes))
+    return out
 
 
 def _without_workers(net, layers) -> str:
@@ -153,11 +184,12 @@ def probe(prototxt: str | os.PathLike, weights: list[str | os.PathLike],
         os.unlink(tmp.name)
     names = list(net._layer_names)
     data_tops = list(net.top_names[names[0]])
+    chance = _chance(layers, losses, net)
     inputs: list[dict[str, np.ndarray]] = []
     out = []
     for k, model in enumerate(weights):
         net.copy_from(os.fspath(model))
-        sums = Probe({t: 0.0 for t in losses}, {n: 0.0 for n in relus})
+        sums = Probe({t: 0.0 for t in losses}, {n: 0.0 for n in relus}, dict(chance))
         for b in range(batches):
             if k == 0:
                 net.forward()
