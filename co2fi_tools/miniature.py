@@ -154,7 +154,6 @@ def strip_for_trunk(src: Path, dst: Path, prefix: str = "") -> None:
 def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, gpu: int,
                      backend: str, changes: dict | None = None) -> dict[str, str]:
     """{"vgg16": ..., "cnn_m_2048": ...} trained once on the pretraining set (cached)."""
-    changes = _pretrain_changes(changes)
     folder = cache / pretrain_key(pre, preset, changes)
     trunk = {"vgg16": folder / "vgg16_trunk.caffemodel",
              "cnn_m_2048": folder / "cnn_m_2048_trunk.caffemodel"}
@@ -173,7 +172,8 @@ def pretrained_trunk(pre: Pretraining, preset: str, cache: Path, workers: int, g
         exp = Experiment(dataset="synthetic", data_root=data, num_classes=pre.classes,
                          out=folder, preset=preset, backend=backend, gpu=gpu, seed=pre.seed,
                          max_iter=pre.iters,
-                         preset_changes={**changes, **PRETRAIN_SOLVER, "lr_step": pre.lr_step})
+                         preset_changes={**(changes or {}), **PRETRAIN_SOLVER,
+                                         "lr_step": pre.lr_step})
         stages = [Stage("baseline_rgb"), Stage("grouper_rgb")]
         generate_nets(exp, stages)
         finals = train_stages(exp, stages)
@@ -259,6 +259,11 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
     if not 1 <= args.test_clips < args.clips_per_class:
         message = (f"--test-clips must be in 1..{args.clips_per_class - 1} (of "
                    f"--clips-per-class {args.clips_per_class}), got {args.test_clips}")
+        if ap is None:
+            raise ValueError(message)
+        ap.error(message)
+    if getattr(args, "clip_gradients", 0.0) < 0:
+        message = f"--clip-gradients must be 0 (none) or more, got {args.clip_gradients}"
         if ap is None:
             raise ValueError(message)
         ap.error(message)

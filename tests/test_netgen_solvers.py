@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
@@ -36,6 +37,15 @@ def test_the_miniature_names_clipping_only_when_not_the_presets():
 
     assert "clip_gradients" not in changes()
     assert changes("--clip-gradients", "3")["clip_gradients"] == 3.0
+
+
+def test_a_negative_clip_is_a_one_line_error(capsys):
+    from co2fi_tools import demo
+
+    with pytest.raises(SystemExit) as exit_:  # argparse's usage error
+        demo.main(["--clip-gradients", "-1", "--out", "unused"])
+    assert exit_.value.code == 2
+    assert "--clip-gradients must be 0 (none) or more, got -1.0" in capsys.readouterr().err
 
 
 def test_the_pretrained_trunk_is_never_clipped_and_keeps_its_cache_key():
