@@ -278,20 +278,19 @@ def step_losses(
     return scores
 
 
-@block("Test-time output: prob (softmax of the last step, or the mean over steps)")
+@block("Test-time output: prob (softmax of the last step, or of the mean of the steps' scores)")
 def prediction(n: NetSpec, ctx: BuildContext, s: Scope, name: str, scores: list[Top]) -> Top:
-    """Test-time output: softmax of the last step (or the mean of every step's softmax)."""
+    """Test-time output: softmax of the last step's scores, or (``mean_steps``) of the mean of
+    every step's scores. Either way the layer ``prob`` has one bottom, the scores the
+    evaluation sums over periods and streams before any softmax (TSN)."""
     out = s.name(name)
-    if ctx.readings.test_output == "last_step" or len(scores) == 1:
-        n[out] = L.Softmax(scores[-1], name=out)
-        return n[out]
-    probs = []
-    for t, score in enumerate(scores, start=1):
-        p = s.name(f"{name}_t{t}")
-        n[p] = L.Softmax(score, name=p)
-        probs.append(n[p])
-    n[out] = L.Eltwise(*probs, name=out, eltwise_param={
-        "operation": ELTWISE_SUM, "coeff": [1.0 / len(probs)] * len(probs)})
+    score = scores[-1]
+    if ctx.readings.test_output == "mean_steps" and len(scores) > 1:
+        mean = s.name(f"{name}_score_mean")
+        n[mean] = L.Eltwise(*scores, name=mean, eltwise_param={
+            "operation": ELTWISE_SUM, "coeff": [1.0 / len(scores)] * len(scores)})
+        score = n[mean]
+    n[out] = L.Softmax(score, name=out)
     return n[out]
 
 

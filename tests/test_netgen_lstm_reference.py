@@ -93,16 +93,18 @@ def test_coarse_to_fine_lstm_matches_numpy(weights):
 def test_asynchronous_lstm_matches_numpy(weights):
     readings = Readings(lstm_weights=weights)
     net = _net("baseline_asyn_d5_rgb_centred", readings, phase="deploy")
-    # fused input of step t: 1x1 conv over (rgb_t3 fc7, flow_t<t> fc7)
+    # fused input of step t: 1x1 conv over (rgb_t3 fc7, flow_t<t> fc7) into K maps, which
+    # the LSTM reads channel after channel (B x K*D)
     xs = []
     for t in range(1, 6):
         w, b = (p.data.astype(np.float64) for p in net.params[f"fuse_t{t}"])
         a = net.blobs["rgb_t3/fc7"].data.astype(np.float64)
         o = net.blobs[f"flow_t{t}/fc7"].data.astype(np.float64)
-        fused = w[0, 0, 0, 0] * a + w[0, 1, 0, 0] * o + b[0]
-        np.testing.assert_allclose(net.blobs[f"fuse_t{t}"].data[:, 0, :, 0], fused, rtol=1e-4,
+        fused = np.stack([w[k, 0, 0, 0] * a + w[k, 1, 0, 0] * o + b[k]
+                          for k in range(SMALL.fusion_channels)], axis=1)
+        np.testing.assert_allclose(net.blobs[f"fuse_t{t}"].data[:, :, :, 0], fused, rtol=1e-4,
                                    atol=1e-5)
-        xs.append(fused)
+        xs.append(fused.reshape(len(fused), -1))
     if weights == "shared":
         assert net.blobs["async_lstm"].data.shape == (5, SMALL.deploy_batch_fusion,
                                                        SMALL.async_lstm)

@@ -138,6 +138,32 @@ def test_fusion_shapes():
     assert all(f"{s}_t{t}/conv1_1" in net.params for s in ("rgb", "flow") for t in range(1, 6))
 
 
+def _fusion_step(preset):
+    options = NetOptions(preset=preset, num_classes=N, dataset="synthetic", phase="train",
+                         data_source="input", batch=B)
+    net = load(build("co2fi_asyn_d5_rgb_centred", options), "train")
+    fill_inputs(net, N)
+    net.forward()
+    pair = net.blobs["fuse_pair_t1"].data[:, :, :, 0]  # B x 2 x D: centre, other stream
+    weight = net.params["fuse_t1"][0].data[:, :, 0, 0]
+    return pair, weight, net.blobs["fuse_t1"].data[:, :, :, 0]
+
+
+def test_each_fused_step_keeps_both_streams_apart():
+    """Sec. 5.1's 1x1 fusion conv fuses two 1-D maps into 2 (docs/REPRODUCTION.md, "fusion
+    conv output channels"): an invertible 2 x 2 mix, so the LSTM can still read the centre
+    feature and the other stream's apart; with 1 channel it reads only their weighted sum."""
+    pair, weight, fused = _fusion_step(SMALL)
+    assert fused.shape == (B, 2, SMALL.c2f_lstm)
+    assert abs(np.linalg.det(weight)) > 1e-3
+    bias = fused - np.einsum("kc,bcd->bkd", weight, pair)
+    assert np.allclose(bias, bias[:, :, :1], atol=1e-5)  # one bias a channel
+    recovered = np.einsum("ck,bkd->bcd", np.linalg.inv(weight), fused - bias)
+    assert np.allclose(recovered, pair, atol=1e-4)
+    _, weight, fused = _fusion_step(SMALL.replace(fusion_channels=1))
+    assert weight.shape == (1, 2) and fused.shape == (B, 1, SMALL.c2f_lstm)
+
+
 @pytest.mark.parametrize("change", [
     {"side_slicing": "scale_associated"},
     {"group_loss": "log_sum"},
@@ -165,6 +191,20 @@ def test_other_readings_run(change):
         assert net.blobs["side_map_group_fine"].data.shape[1] == 3
     if change == {"tower_losses": False}:
         assert not any("/" in k for k in out)
+
+
+def test_mean_steps_prediction_is_the_softmax_of_the_mean_step_score():
+    """The evaluation reads the blob under ``prob`` (scores before the softmax, summed over
+    periods): with ``mean_steps`` that must be the mean of every step's scores, not step 1."""
+    deploy = load(build("co2fi_asyn_d5_flow_centred",
+                        opt("deploy", Readings(test_output="mean_steps"))), "test")
+    fill_inputs(deploy, N)
+    prob = deploy.forward()["prob"]
+    (bottom,) = deploy.bottom_names["prob"]
+    steps = np.mean([deploy.blobs[f"async_score_t{t}"].data for t in range(1, 6)], axis=0)
+    assert np.allclose(deploy.blobs[bottom].data, steps, atol=1e-5)
+    expected = np.exp(steps - steps.max(1, keepdims=True))
+    assert np.allclose(prob, expected / expected.sum(1, keepdims=True), atol=1e-5)
 
 
 def test_syn_and_direct_combine_readings():
