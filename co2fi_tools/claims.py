@@ -290,6 +290,7 @@ def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Min
             f" — {args.seeds} seed(s), {mini.classes} classes × {mini.clips_per_class} clips "
             f"({mini.test_clips} a class tested, {args.test_periods} periods a test video), "
             f"dropout {args.dropout:g}, gradient clipping {args.clip_gradients:g}, "
+            f"fusion channels {args.fusion_channels}, "
             f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}"
             + (f" at learning rate {args.fusion_lr:g}" if args.fusion_lr is not None else "")
             + ", "

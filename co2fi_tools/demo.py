@@ -45,6 +45,7 @@ def demo_settings(args: argparse.Namespace) -> dict:
             "dropout": args.dropout, "seed": args.seed, "max_iter": args.max_iter,
             # a folder made before the option has no record of it, and stays valid
             "clip_gradients": getattr(args, "clip_gradients", SMALL.clip_gradients),
+            "fusion_channels": getattr(args, "fusion_channels", SMALL.fusion_channels),
             "fusion_max_iter": args.fusion_iters, "preset": "small",
             **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {}),
             "fusion_schedule": asdict(miniature.fusion_schedule(args))}

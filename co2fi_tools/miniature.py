@@ -108,6 +108,8 @@ def _sha(text: str | bytes) -> str:
 #: The pretraining's solver: never clipped (its trunks were trained so before the preset's
 #: clip_gradients existed; the cache keys of both designs stay valid).
 PRETRAIN_SOLVER = {"clip_gradients": 0.0}
+#: Sizes of the fusion nets only: the pretraining's nets have none, its key ignores them.
+FUSION_SIZES = ("fusion_channels",)
 
 
 def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> str:
@@ -223,6 +225,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="Caffe's clip_gradients of every stage's solver, pretraining excepted "
                          "(0: none; default %(default)s; docs/REPRODUCTION.md, \"gradient "
                          "clipping\")")
+    ap.add_argument("--fusion-channels", type=int, default=SMALL.fusion_channels,
+                    help="output maps of each 1x1 stream-wise fusion conv (Sec. 5.1) in every "
+                         "fusion net (default %(default)s; 1: the two streams' features summed; "
+                         "docs/REPRODUCTION.md, \"fusion conv output channels\")")
     ap.add_argument("--fusion-lr", type=float,
                     help="base learning rate of the fusion stages (default: the generated "
                          "solver's, as every stage; docs/benchmarks/claims-cpu.md measures why "
@@ -262,8 +268,7 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
         if ap is None:
             raise ValueError(message)
         ap.error(message)
-    if getattr(args, "clip_gradients", 0.0) < 0:
-        message = f"--clip-gradients must be 0 (none) or more, got {args.clip_gradients}"
+    for message in _size_errors(args):
         if ap is None:
             raise ValueError(message)
         ap.error(message)
@@ -275,6 +280,15 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
                                                 DEFAULT_PRETRAIN_DESIGN)][2]
         args.pretrain_clips = (design_clips if given_clips is None
                                else min(design_clips, given_clips))
+
+
+def _size_errors(args: argparse.Namespace) -> list[str]:
+    errors = []
+    if getattr(args, "clip_gradients", 0.0) < 0:
+        errors.append(f"--clip-gradients must be 0 (none) or more, got {args.clip_gradients}")
+    if getattr(args, "fusion_channels", 1) < 1:
+        errors.append(f"--fusion-channels must be 1 or more, got {args.fusion_channels}")
+    return errors
 
 
 def from_arguments(args: argparse.Namespace) -> tuple[Miniature, Pretraining | None]:
@@ -305,14 +319,17 @@ def fusion_schedule(args: argparse.Namespace) -> FusionSchedule:
 
 def preset_changes(args: argparse.Namespace) -> dict:
     """What the miniature changes in the small preset, for every net (pretraining included,
-    but for the clipping: PRETRAIN_SOLVER). ``clip_gradients`` only when not the preset's, so
-    that folders made before the option keep their fingerprint."""
-    clip = getattr(args, "clip_gradients", SMALL.clip_gradients)
+    but for the clipping: PRETRAIN_SOLVER). ``clip_gradients`` and ``fusion_channels`` only
+    when not the preset's, so that folders made before the options keep their fingerprint."""
+    optional = {"clip_gradients": getattr(args, "clip_gradients", SMALL.clip_gradients),
+                "fusion_channels": getattr(args, "fusion_channels", SMALL.fusion_channels)}
     return {"dropout": args.dropout,
-            **({"clip_gradients": clip} if clip != SMALL.clip_gradients else {})}
+            **{k: v for k, v in optional.items() if v != getattr(SMALL, k)}}
 
 
 def _pretrain_changes(changes: dict | None) -> dict:
     """The preset changes the pretraining keys and trains by: the trunk is trained as before
-    gradient clipping existed (PRETRAIN_SOLVER), whatever the stages after it clip at."""
-    return {k: v for k, v in (changes or {}).items() if k not in PRETRAIN_SOLVER}
+    gradient clipping existed (PRETRAIN_SOLVER), whatever the stages after it clip at, and the
+    fusion nets' sizes (FUSION_SIZES) change none of its nets."""
+    return {k: v for k, v in (changes or {}).items()
+            if k not in PRETRAIN_SOLVER and k not in FUSION_SIZES}

@@ -85,9 +85,8 @@ def tune(args: argparse.Namespace) -> dict:
         claim_output(out, {"miniature": asdict(mini), "max_iter": args.max_iter,
                            "fusion_iters": args.fusion_iters, "seed": args.seed,
                            "fraction": args.fraction, "dropout": args.dropout,
-                           # recorded only when set: folders made before the option stay valid
-                           **({"clip_gradients": changes["clip_gradients"]}
-                              if "clip_gradients" in changes else {})})
+                           # recorded only when set: folders made before the options stay valid
+                           **{k: v for k, v in changes.items() if k != "dropout"}})
         imagenet = miniature.prepare(mini, pre, out / "source", args.pretrain_cache,
                                      args.workers, args.gpu, args.backend, changes)
         try:

@@ -100,6 +100,6 @@ def test_deploy_net_headings():
     h = _headings(text)
     assert h["### Deploy inputs: one Input layer a tower -- netgen/data.py:deploy_inputs ###"] \
         == ["rgb_t3"]
-    assert h["### Test-time output: prob (softmax of the last step, or of the mean of the steps' scores)"
-             " -- netgen/coarse_to_fine.py:prediction ###"] == ["prob"]
+    assert h["### Test-time output: prob (softmax of the last step, or of the mean of the "
+             "steps' scores) -- netgen/coarse_to_fine.py:prediction ###"] == ["prob"]
     assert not any("Eq. 1" in k for k in h)  # no class-group loss in a deploy net

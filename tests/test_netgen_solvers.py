@@ -27,7 +27,7 @@ def test_every_solver_clips_at_the_presets_value_and_none_without_it():
     assert not [p for p, s in plain.items() if s.HasField("clip_gradients")]
 
 
-def test_the_miniature_names_clipping_only_when_not_the_presets():
+def test_the_miniature_names_clipping_and_fusion_channels_only_when_not_the_presets():
     from co2fi_tools import miniature
 
     def changes(*argv: str) -> dict:
@@ -37,6 +37,8 @@ def test_the_miniature_names_clipping_only_when_not_the_presets():
 
     assert "clip_gradients" not in changes()
     assert changes("--clip-gradients", "3")["clip_gradients"] == 3.0
+    assert "fusion_channels" not in changes()
+    assert changes("--fusion-channels", "1")["fusion_channels"] == 1
 
 
 def test_a_negative_clip_is_a_one_line_error(capsys):
@@ -46,6 +48,10 @@ def test_a_negative_clip_is_a_one_line_error(capsys):
         demo.main(["--clip-gradients", "-1", "--out", "unused"])
     assert exit_.value.code == 2
     assert "--clip-gradients must be 0 (none) or more, got -1.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        demo.main(["--fusion-channels", "0", "--out", "unused"])
+    assert exit_.value.code == 2
+    assert "--fusion-channels must be 1 or more, got 0" in capsys.readouterr().err
 
 
 def test_the_pretrained_trunk_is_never_clipped_and_keeps_its_cache_key():
@@ -59,3 +65,4 @@ def test_the_pretrained_trunk_is_never_clipped_and_keeps_its_cache_key():
     for pre, key in ((textures, "d7c842dcaf870065"), (shapes, "91e1f286713820dc")):
         assert miniature.pretrain_key(pre, "small", {"dropout": 0.0}) == key
         assert miniature.pretrain_key(pre, "small", {"dropout": 0.0, "clip_gradients": 4.0}) == key
+        assert miniature.pretrain_key(pre, "small", {"dropout": 0.0, "fusion_channels": 1}) == key
