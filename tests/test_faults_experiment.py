@@ -114,33 +114,21 @@ def test_demo_with_other_classes_into_a_demo_folder_says_what_differs(tmp_path, 
     assert sorted(p.name for p in out.iterdir()) == ["experiment.json"]  # nothing made
 
 
-def test_a_demo_folder_trained_with_clipping_refuses_another_clip(tmp_path, capsys):
+@pytest.mark.parametrize(("recorded", "flags", "difference"), [
+    ({"clip_gradients": 10.0}, ["--clip-gradients", "0"], "clip_gradients: 10.0 before, 0.0 now"),
+    ({"fusion_channels": 1}, [], "fusion_channels: 1 before, 2 now"),
+])
+def test_a_demo_folder_refuses_another_size(tmp_path, capsys, recorded, flags, difference):
     out = tmp_path / "demo"
     args = argparse.Namespace(
         classes=4, clips_per_class=2, test_clips=1, frames=8, flow="tvl1-fast",
         pretrain_iters=0, pretrain_clips=2, pretrain_design="textures", dropout=0.0, seed=0,
-        max_iter=500, fusion_iters=100, fusion_lr=None, fusion_schedule="staged",
-        clip_gradients=10.0)
+        max_iter=500, fusion_iters=100, fusion_lr=None, fusion_schedule="staged", **recorded)
     with FolderLock(out, "demo"):
         pipeline.claim_output(out, demo.demo_settings(args))
-    rc = demo.main(["--out", str(out), *_demo_args(4), "--clip-gradients", "0"])
+    rc = demo.main(["--out", str(out), *_demo_args(4), *flags])
     err = capsys.readouterr().err.strip()
-    assert rc == 1 and err.count("\n") == 0 and "clip_gradients" in err, err
-
-
-def test_a_demo_folder_refuses_other_fusion_channels(tmp_path, capsys):
-    out = tmp_path / "demo"
-    args = argparse.Namespace(
-        classes=4, clips_per_class=2, test_clips=1, frames=8, flow="tvl1-fast",
-        pretrain_iters=0, pretrain_clips=2, pretrain_design="textures", dropout=0.0, seed=0,
-        max_iter=500, fusion_iters=100, fusion_lr=None, fusion_schedule="staged",
-        clip_gradients=10.0, fusion_channels=1)
-    with FolderLock(out, "demo"):
-        pipeline.claim_output(out, demo.demo_settings(args))
-    rc = demo.main(["--out", str(out), *_demo_args(4)])
-    err = capsys.readouterr().err.strip()
-    assert rc == 1 and err.count("\n") == 0
-    assert "fusion_channels: 1 before, 2 now" in err, err
+    assert rc == 1 and err.count("\n") == 0 and difference in err, err
 
 
 def test_demo_into_a_folder_in_use_names_the_holder(tmp_path, capsys):
