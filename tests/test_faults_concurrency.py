@@ -4,6 +4,7 @@ lock. One refuses in one line (or waits for the orphans); nothing is corrupted."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -178,7 +179,10 @@ def test_two_demos_into_one_out_the_second_refuses_in_one_line(tmp_path):
         assert second.stderr.count("\n") == 1, second.stderr
         assert second.stderr.startswith(f"demo: error: {out}: in use by another demo: pid "
                                         f"{first.pid} on ")
-        assert (out / "experiment.json").read_bytes() == recorded
+        # the refusal changed nothing recorded (the first demo itself may add its
+        # experiment's settings meanwhile: the file grows, under load, by design)
+        now = json.loads((out / "experiment.json").read_bytes())
+        assert json.loads(recorded).items() <= now.items()
         time.sleep(1)
         assert first.poll() is None  # the first one goes on
     finally:
