@@ -27,7 +27,6 @@ from co2fi_tools.pipeline import (
 )
 from co2fi_tools.safe_io import FolderLock
 from co2fi_tools.stages import DEMO_METHODS, METHODS
-from netgen.presets import SMALL
 
 #: Iterations of the demo's single-stream and fusion stages (`make claims`: 1000 and 200).
 DEMO_ITERS = 500
@@ -43,9 +42,8 @@ def demo_settings(args: argparse.Namespace) -> dict:
             "pretrain_iters": args.pretrain_iters, "pretrain_clips": args.pretrain_clips,
             "pretrain_design": args.pretrain_design,
             "dropout": args.dropout, "seed": args.seed, "max_iter": args.max_iter,
-            # a folder made before the option has no record of it, and stays valid
-            "clip_gradients": getattr(args, "clip_gradients", SMALL.clip_gradients),
-            "fusion_channels": getattr(args, "fusion_channels", SMALL.fusion_channels),
+            # a folder made before an option has no record of it, and stays valid
+            **miniature.flag_sizes(args),
             "fusion_max_iter": args.fusion_iters, "preset": "small",
             **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {}),
             "fusion_schedule": asdict(miniature.fusion_schedule(args))}

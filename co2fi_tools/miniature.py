@@ -110,6 +110,14 @@ def _sha(text: str | bytes) -> str:
 PRETRAIN_SOLVER = {"clip_gradients": 0.0}
 #: Sizes of the fusion nets only: the pretraining's nets have none, its key ignores them.
 FUSION_SIZES = ("fusion_channels",)
+#: Preset sizes the miniature's tools set by a flag of the same name (--clip-gradients, ...),
+#: named in a run's preset changes and settings only when not the preset's own.
+FLAG_SIZES = ("clip_gradients", *FUSION_SIZES)
+
+
+def flag_sizes(args: argparse.Namespace) -> dict:
+    """FLAG_SIZES as the options give them (the preset's value where a caller has none)."""
+    return {k: getattr(args, k, getattr(SMALL, k)) for k in FLAG_SIZES}
 
 
 def pretrain_key(pre: Pretraining, preset: str, changes: dict | None = None) -> str:
@@ -249,8 +257,8 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
                   ap: argparse.ArgumentParser | None = None) -> None:
     """Fill the sizes left unset (in place): the run's own defaults, and the fusion stages and
     the pretraining scaled down with a run the user made smaller (``--max-iter 3`` trains
-    every stage, the pretraining included, at most 3 iterations). ``ap``: where a test split
-    that cannot be made is said (one line, exit 2)."""
+    every stage, the pretraining included, at most 3 iterations). ``ap``: where a size that
+    cannot be (a test split, a negative clip, no fusion map) is said (one line, exit 2)."""
     given_iters, given_clips = args.max_iter, args.clips_per_class
     if args.max_iter is None:
         args.max_iter = default_max_iter
@@ -262,12 +270,6 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
     if getattr(args, "test_clips", None) is None:
         args.test_clips = (default_test_clips if given_clips is None
                            else max(1, round(given_clips * TEST_SHARE)))
-    if not 1 <= args.test_clips < args.clips_per_class:
-        message = (f"--test-clips must be in 1..{args.clips_per_class - 1} (of "
-                   f"--clips-per-class {args.clips_per_class}), got {args.test_clips}")
-        if ap is None:
-            raise ValueError(message)
-        ap.error(message)
     for message in _size_errors(args):
         if ap is None:
             raise ValueError(message)
@@ -284,6 +286,9 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
 
 def _size_errors(args: argparse.Namespace) -> list[str]:
     errors = []
+    if not 1 <= args.test_clips < args.clips_per_class:
+        errors.append(f"--test-clips must be in 1..{args.clips_per_class - 1} (of "
+                      f"--clips-per-class {args.clips_per_class}), got {args.test_clips}")
     if getattr(args, "clip_gradients", 0.0) < 0:
         errors.append(f"--clip-gradients must be 0 (none) or more, got {args.clip_gradients}")
     if getattr(args, "fusion_channels", 1) < 1:
@@ -321,10 +326,8 @@ def preset_changes(args: argparse.Namespace) -> dict:
     """What the miniature changes in the small preset, for every net (pretraining included,
     but for the clipping: PRETRAIN_SOLVER). ``clip_gradients`` and ``fusion_channels`` only
     when not the preset's, so that folders made before the options keep their fingerprint."""
-    optional = {"clip_gradients": getattr(args, "clip_gradients", SMALL.clip_gradients),
-                "fusion_channels": getattr(args, "fusion_channels", SMALL.fusion_channels)}
     return {"dropout": args.dropout,
-            **{k: v for k, v in optional.items() if v != getattr(SMALL, k)}}
+            **{k: v for k, v in flag_sizes(args).items() if v != getattr(SMALL, k)}}
 
 
 def _pretrain_changes(changes: dict | None) -> dict:
