@@ -49,7 +49,13 @@ from co2fi_tools.stages import METHODS, Stage, method_variants, plan
 from co2fi_tools.training.health import HEALTH_FILE, check_run
 from co2fi_tools.training.multigpu import parse_gpus
 from co2fi_tools.training.runs import Run
-from co2fi_tools.training.train import EXIT_INTERRUPTED, TrainingInterrupted, TrainJob, train
+from co2fi_tools.training.train import (
+    EXIT_INTERRUPTED,
+    TrainingInterrupted,
+    TrainJob,
+    run_iterations,
+    train,
+)
 from data_prep import extract, foreign_lists, lists, rawframes, splits
 from data_prep.errors import DataError
 from netgen import paper
@@ -108,15 +114,17 @@ def train_stages(exp: Experiment, stages: list[Stage],
         for key, path in exp.imagenet.items():
             init.setdefault(key, path)
         weights = None
+        read = 0  # iterations of the stage's data stream its earlier phases read
         for phase in stage_phases(exp, stage):
             run = exp.run_dir(phase.name)
             state = "done" if (run / "final.caffemodel").exists() else "training"
             what = f" ({phase.label})" if phase.label else ""
             log(f"stage {i}/{len(stages)}: {stage.variant}{what} ({state}) -> {run}")
-            job = _job(exp, stage, phase, {} if weights else init, weights)
+            job = _job(exp, stage, phase, {} if weights else init, weights, read)
             final = train(job, run, exp.backend, exp.gpu)
             report_health(job, run, final)
             weights = str(final)
+            read += run_iterations(Run(run, job.name))
         finals[stage.variant] = Path(weights)
     return finals
 
@@ -171,7 +179,7 @@ def stage_phases(exp: Experiment, stage: Stage) -> list[Phase]:
 
 
 def _job(exp: Experiment, stage: Stage, phase: Phase, init: dict[str, str],
-         weights: str | None) -> TrainJob:
+         weights: str | None, data_offset: int = 0) -> TrainJob:
     return TrainJob(
         name=phase.name,
         train_net=str(exp.net_file(phase.name, "train")),
@@ -188,6 +196,7 @@ def _job(exp: Experiment, stage: Stage, phase: Phase, init: dict[str, str],
         keep_snapshots=exp.keep_snapshots,
         gpus=tuple(exp.gpus),
         batch_per_gpu=exp.batch_per_gpu,
+        data_offset=data_offset,
         meta={"variant": stage.variant, "preset": exp.preset, "dataset": exp.dataset,
               "split": exp.split},
     )

@@ -135,6 +135,34 @@ def test_a_fusion_stage_cut_in_its_joint_phase_resumes_there(demo_run: Path) -> 
     assert "co2fi_asyn_d5_flow_centred (warmup: towers frozen) (done)" in done.stdout
 
 
+def _train_data_params(run: Path) -> list[dict]:
+    """The param_str of every TRAIN data layer of a run's net, as the run trained it."""
+    from caffe.proto import caffe_pb2
+
+    from co2fi_tools.training.train import DATA_LAYER_MODULES, read_prototxt
+
+    net = read_prototxt(run / "train.prototxt", caffe_pb2.NetParameter())
+    return [json.loads(layer.python_param.param_str) for layer in net.layer
+            if layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
+            and not any(r.phase == caffe_pb2.TEST for r in layer.include)]
+
+
+def test_the_joint_phase_reads_on_where_the_warmup_stopped(demo_run: Path) -> None:
+    """A fusion stage's two phases are one data stream: the joint phase starts at the batch
+    after the warm-up's last (it used to replay the warm-up's first batches, crops and all)."""
+    from caffe.proto import caffe_pb2
+
+    from co2fi_tools.training.train import read_prototxt
+
+    for centre in ("rgb", "flow"):
+        warm = demo_run / "runs" / f"co2fi_asyn_d5_{centre}_centred_warmup"
+        joint = demo_run / "runs" / f"co2fi_asyn_d5_{centre}_centred"
+        warm_iters = read_prototxt(warm / "solver.prototxt", caffe_pb2.SolverParameter()).max_iter
+        assert warm_iters == 3  # --fusion-iters 4: three in the warm-up, one joint
+        assert [p.get("first_batch", 0) for p in _train_data_params(warm)] == [0]
+        assert [p.get("first_batch", 0) for p in _train_data_params(joint)] == [warm_iters]
+
+
 def test_every_run_was_probed_and_no_fusion_stage_ends_worse_than_it_starts(
         demo_run: Path) -> None:
     """The guard ran after every stage; on this tiny fixture no fusion phase raised a tower's

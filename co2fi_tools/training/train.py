@@ -89,6 +89,10 @@ class TrainJob:
     gpus: tuple[int, ...] = ()
     #: Each GPU's batch; iter_size makes up the net's batch (None: the batch split over gpus).
     batch_per_gpu: int | None = None
+    #: Iterations of this stage's data stream that its earlier runs read (a fusion stage's joint
+    #: phase continues where its warm-up stopped, not at the warm-up's first batches); the
+    #: phases of a stage share the batch plan.
+    data_offset: int = 0
 
 
 def _caffe_pb2():
@@ -269,9 +273,9 @@ def apply_batch_plan(job: TrainJob, run: Run):
 
 
 def set_first_batch(run: Run, start: int) -> None:
-    """Point the TRAIN data layers of the run's net at the batch a training resumed at
-    iteration ``start`` needs (start x iter_size forward passes so far), so that a resumed run
-    reads the batches an uninterrupted one reads."""
+    """Point the TRAIN data layers of the run's net at the batch a training at iteration
+    ``start`` of its data stream needs (start x iter_size forward passes so far), so that a
+    resumed run reads the batches an uninterrupted one reads."""
     caffe_pb2 = _caffe_pb2()
     net = read_prototxt(run.train_net, caffe_pb2.NetParameter())
     iter_size = max(1, read_prototxt(run.solver, caffe_pb2.SolverParameter()).iter_size)
@@ -305,6 +309,11 @@ def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
     run.staging.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.solver, text_format.MessageToString(solver))
     return solver.max_iter
+
+
+def run_iterations(run: Run) -> int:
+    """Iterations of the run's solver (as write_solver wrote it)."""
+    return read_prototxt(run.solver, _caffe_pb2().SolverParameter()).max_iter
 
 
 class TrainingInterrupted(TrainingError):
@@ -362,6 +371,7 @@ def settings_fingerprint(job: TrainJob) -> dict:
             "init": {k: stamp(v) for k, v in sorted(job.init.items())}, "meta": job.meta,
             # recorded only when set, so runs made before the option keep their fingerprint
             **({"base_lr": job.base_lr} if job.base_lr is not None else {}),
+            **({"data_offset": job.data_offset} if job.data_offset else {}),
             **({"weights": stamp(job.weights)} if job.weights is not None else {})}
 
 
@@ -542,7 +552,7 @@ def _train_locked(job: TrainJob, run: Run, settings: dict, backend: str, gpu: in
         with open(run.log, "a") as log:
             log.write(note + "\n")
     start = state[0] if state else 0
-    set_first_batch(run, start)
+    set_first_batch(run, job.data_offset + start)
     weights = None
     if state is None and job.init:
         from co2fi_tools.weights.stage_weights import initialise_from_stages
