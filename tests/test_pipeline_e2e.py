@@ -139,12 +139,10 @@ def _train_data_params(run: Path) -> list[dict]:
     """The param_str of every TRAIN data layer of a run's net, as the run trained it."""
     from caffe.proto import caffe_pb2
 
-    from co2fi_tools.training.train import DATA_LAYER_MODULES, read_prototxt
+    from co2fi_tools.training.train import read_prototxt, train_data_layers
 
     net = read_prototxt(run / "train.prototxt", caffe_pb2.NetParameter())
-    return [json.loads(layer.python_param.param_str) for layer in net.layer
-            if layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
-            and not any(r.phase == caffe_pb2.TEST for r in layer.include)]
+    return [json.loads(layer.python_param.param_str) for layer in train_data_layers(net)]
 
 
 def test_the_joint_phase_reads_on_where_the_warmup_stopped(demo_run: Path) -> None:

@@ -246,9 +246,7 @@ def apply_batch_plan(job: TrainJob, run: Run):
     caffe_pb2 = _caffe_pb2()
     net = read_prototxt(run.train_net, caffe_pb2.NetParameter())
     solver = read_prototxt(run.solver, caffe_pb2.SolverParameter())
-    train_layers = [layer for layer in net.layer
-                    if layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
-                    and not any(r.phase == caffe_pb2.TEST for r in layer.include)]
+    train_layers = train_data_layers(net)
     if not train_layers:
         raise TrainingError(f"{job.train_net}: no training data layer to split the batch of")
     params = [json.loads(layer.python_param.param_str or "{}") for layer in train_layers]
@@ -272,6 +270,14 @@ def apply_batch_plan(job: TrainJob, run: Run):
     return plan
 
 
+def train_data_layers(net) -> list:
+    """The project's data layers of a NetParameter that feed the TRAIN phase."""
+    caffe_pb2 = _caffe_pb2()
+    return [layer for layer in net.layer
+            if layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
+            and not any(r.phase == caffe_pb2.TEST for r in layer.include)]
+
+
 def set_first_batch(run: Run, start: int) -> None:
     """Point the TRAIN data layers of the run's net at the batch a training at iteration
     ``start`` of its data stream needs (start x iter_size forward passes so far), so that a
@@ -279,14 +285,12 @@ def set_first_batch(run: Run, start: int) -> None:
     caffe_pb2 = _caffe_pb2()
     net = read_prototxt(run.train_net, caffe_pb2.NetParameter())
     iter_size = max(1, read_prototxt(run.solver, caffe_pb2.SolverParameter()).iter_size)
-    for layer in net.layer:
-        if (layer.type == "Python" and layer.python_param.module in DATA_LAYER_MODULES
-                and not any(r.phase == caffe_pb2.TEST for r in layer.include)):
-            params = json.loads(layer.python_param.param_str or "{}")
-            params.pop("first_batch", None)
-            if start:
-                params["first_batch"] = start * iter_size
-            layer.python_param.param_str = json.dumps(params, sort_keys=True)
+    for layer in train_data_layers(net):
+        params = json.loads(layer.python_param.param_str or "{}")
+        params.pop("first_batch", None)
+        if start:
+            params["first_batch"] = start * iter_size
+        layer.python_param.param_str = json.dumps(params, sort_keys=True)
     atomic_write_text(run.train_net, text_format.MessageToString(net))
 
 
