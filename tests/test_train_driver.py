@@ -181,10 +181,10 @@ def test_keep_snapshots_below_one_is_refused(tmp_path: Path) -> None:
     assert rc == 1 and not (tmp_path / "r").exists()
 
 
-def _clip_net(tmp_path: Path, root: Path) -> tuple[Path, Path]:
+def _clip_net(tmp_path: Path, root: Path, **layer: object) -> tuple[Path, Path]:
     params = {"list": str(root / "lists" / "rgb_train_split1.txt"),
               "root": str(root / "frames"), "modality": "rgb", "batch_size": 8,
-              "input_size": 16, "workers": 0}
+              "input_size": 16, "workers": 0, **layer}
     net = tmp_path / "clip_net.prototxt"
     net.write_text(
         'layer { name: "data" type: "Python" top: "data" top: "label" python_param { '
@@ -276,3 +276,38 @@ def test_solver_worker_writes_live_tensorboard_curves(tmp_path: Path, tiny_datas
                                                       log)}
     assert logged and all(v == pytest.approx(dict(scalars["loss/total"])[i], rel=1e-4)
                           for i, v in logged.items())
+
+
+def _first_batch(run: Path) -> dict:
+    """Batch 0 as the run's own TRAIN data layer draws it."""
+    import numpy as np
+
+    from co2fi_layers.batches import ClipBatches
+    from co2fi_tools.training.train import _caffe_pb2, read_prototxt, train_data_layers
+
+    net = read_prototxt(run / "train.prototxt", _caffe_pb2().NetParameter())
+    (layer,) = train_data_layers(net)
+    params = json.loads(layer.python_param.param_str)
+    source = ClipBatches.from_params(params)
+    outputs = {name: np.zeros(shape, np.float32) for name, shape in source.shapes().items()}
+    source.fill(0, outputs)
+    return {"seed": params["seed"], **outputs}
+
+
+def test_the_runs_seed_draws_its_data_not_only_its_weights(tmp_path: Path,
+                                                           tiny_dataset) -> None:  # noqa: F811
+    import numpy as np
+
+    from co2fi_tools.training.train import TrainJob, train
+
+    net, solver = _clip_net(tmp_path, tiny_dataset, seed=0)  # as netgen writes it
+    batches = {}
+    for name, seed in (("a", 5), ("b", 5), ("c", 6)):
+        job = TrainJob(name="clip", train_net=str(net), solver=str(solver), seed=seed)
+        assert train(job, tmp_path / name).exists()
+        batches[name] = _first_batch(tmp_path / name)
+    assert [batches[n]["seed"] for n in "abc"] == [5, 5, 6]
+    assert np.array_equal(batches["a"]["data"], batches["b"]["data"])  # reproducible
+    assert not np.array_equal(batches["a"]["data"], batches["c"]["data"])  # another draw
+    config = json.loads((tmp_path / "c" / "config.json").read_text())
+    assert config["settings"]["data_seed"] == 6

@@ -224,8 +224,10 @@ def rewrite_train_net(job: TrainJob, out: Path) -> None:
             overrides.pop("test", None)
             params = relocate(params, job, is_test)
             params.update(dataset_source_params(job.data_root))
+            # The run's seed draws its data order, periods and crops, as Caffe's random_seed
+            # seeds its own data layers' shuffle (netgen writes 0); job.data may still set one.
+            params["seed"] = job.seed
             params.update(overrides)
-            params.setdefault("seed", job.seed)
             check_data(params, classes or job.num_classes, f"{job.train_net} layer {layer.name}")
             layer.python_param.param_str = json.dumps(params, sort_keys=True)
             found += 1
@@ -376,6 +378,8 @@ def settings_fingerprint(job: TrainJob) -> dict:
             # recorded only when set, so runs made before the option keep their fingerprint
             **({"base_lr": job.base_lr} if job.base_lr is not None else {}),
             **({"data_offset": job.data_offset} if job.data_offset else {}),
+            # Until 2026-12-07 every run's data layers drew with seed 0 whatever its seed.
+            **({"data_seed": job.seed} if job.seed else {}),
             **({"weights": stamp(job.weights)} if job.weights is not None else {})}
 
 
