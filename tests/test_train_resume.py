@@ -378,7 +378,7 @@ def test_the_fingerprint_holds_what_decides_the_result(tmp_path: Path) -> None:
         "max_iter": 40, "seed": 7, "batch_per_gpu": 4,
         "init": {"grouper": f"{tmp_path}/none.caffemodel (missing)",
                  "model": f"{tmp_path}/m.caffemodel (5 bytes, modified {mtime})"},
-        "meta": {"variant": "x"}}
+        "meta": {"variant": "x"}, "data_seed": 7}
     assert list(driver.settings_fingerprint(job)["init"]) == ["grouper", "model"]
     job.solver = str(tmp_path / "gone.prototxt")
     with pytest.raises(TrainingError) as err:
