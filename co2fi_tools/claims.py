@@ -291,7 +291,10 @@ def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Min
             f"({mini.test_clips} a class tested, {args.test_periods} periods a test video), "
             f"dropout {args.dropout:g}, gradient clipping {args.clip_gradients:g}, "
             f"fusion channels {args.fusion_channels}, "
-            f"single-stream stages {args.max_iter} iterations, fusion {args.fusion_iters}"
+            f"single-stream stages {args.max_iter} iterations"
+            + (f" (motion nets at {args.flow_lr_factor:g}x the learning rate)"
+               if args.flow_lr_factor != 1.0 else "")
+            + f", fusion {args.fusion_iters}"
             + (f" at learning rate {args.fusion_lr:g}" if args.fusion_lr is not None else "")
             + ", "
             f"pretrained trunk: {trunk}"
@@ -370,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                                  backend=args.backend, gpu=args.gpu, seed=s,
                                  max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
                                  fusion_base_lr=args.fusion_lr,
+                                 flow_lr_factor=args.flow_lr_factor,
                                  fusion_schedule=miniature.fusion_schedule(args),
                                  imagenet=imagenet, preset_changes=changes,
                                  test_periods=args.test_periods,

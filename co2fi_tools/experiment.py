@@ -36,6 +36,9 @@ class Experiment:
     fusion_max_iter: int | None = None
     #: Base learning rate of the fusion stages (None: the generated solver's, as every stage).
     fusion_base_lr: float | None = None
+    #: Factor on the base learning rate of the single-stream motion nets (TSN trains its flow
+    #: nets at 5x its RGB nets' rate; Sec. 6.1 gives one rate: 1.0, the paper's reading).
+    flow_lr_factor: float = 1.0
     #: ImageNet weights: {"vgg16": path, "cnn_m_2048": path} (optional).
     imagenet: dict[str, str] = field(default_factory=dict)
     class_names: list[str] = field(default_factory=list)
@@ -59,6 +62,8 @@ class Experiment:
     def __post_init__(self) -> None:
         if self.test_periods < 1:
             raise ValueError(f"test periods must be >= 1, got {self.test_periods}")
+        if not self.flow_lr_factor > 0:
+            raise ValueError(f"flow lr factor must be > 0, got {self.flow_lr_factor}")
 
     @property
     def settings(self) -> Settings:
@@ -90,4 +95,7 @@ def experiment_settings(exp: Experiment) -> dict:
             **({"fusion_base_lr": exp.fusion_base_lr} if exp.fusion_base_lr is not None
                else {}),
             **({"test_periods": exp.test_periods} if exp.test_periods != paper.TEST_PERIODS
-               else {})}
+               else {}),
+            # always recorded: a folder made before the option lacks it, and a key the folder
+            # lacks is added, not compared (co2fi_tools.pipeline.claim_output)
+            "flow_lr_factor": exp.flow_lr_factor}

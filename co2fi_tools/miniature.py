@@ -26,6 +26,9 @@ from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, FusionSchedule
 #: Dropout of the miniature's nets (the small preset's 0.5 kept them at chance:
 #: docs/benchmarks/claims-cpu.md).
 MINIATURE_DROPOUT = 0.0
+#: Factor on the single-stream motion nets' learning rate (Experiment.flow_lr_factor; decided
+#: on the validation split: docs/MINIATURE.md, "the motion nets' learning rate").
+MINIATURE_FLOW_LR_FACTOR = 1.0
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="base learning rate of the fusion stages (default: the generated "
                          "solver's, as every stage; docs/benchmarks/claims-cpu.md measures why "
                          "a lower one may be wanted)")
+    ap.add_argument("--flow-lr-factor", type=float, default=MINIATURE_FLOW_LR_FACTOR,
+                    help="factor on the base learning rate of the single-stream motion nets "
+                         "(default %(default)s; TSN trains flow at 5x RGB's rate; "
+                         "docs/REPRODUCTION.md, \"learning rate of the motion nets\")")
     ap.add_argument("--fusion-schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE.kind,
                     help="how the fusion stages train from trained towers: staged (head "
                          "warm-up with frozen towers, then joint Eq. 6 with the towers at a "
@@ -291,6 +298,8 @@ def _size_errors(args: argparse.Namespace) -> list[str]:
                       f"--clips-per-class {args.clips_per_class}), got {args.test_clips}")
     if getattr(args, "clip_gradients", 0.0) < 0:
         errors.append(f"--clip-gradients must be 0 (none) or more, got {args.clip_gradients}")
+    if not getattr(args, "flow_lr_factor", 1.0) > 0:
+        errors.append(f"--flow-lr-factor must be more than 0, got {args.flow_lr_factor}")
     if getattr(args, "fusion_channels", 1) < 1:
         errors.append(f"--fusion-channels must be 1 or more, got {args.fusion_channels}")
     return errors

@@ -61,9 +61,10 @@ from data_prep.errors import DataError
 from netgen import paper
 from netgen.data import DataPaths
 from netgen.emit import generate, write
+from netgen.names import FLOW
 from netgen.presets import get_preset
 from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, WARMUP
-from netgen.variants import warmup_name
+from netgen.variants import SINGLE, get_variant, warmup_name
 
 __all__ = ["SETTINGS_FILE", "Experiment", "experiment_settings", "run_experiment", "main"]
 
@@ -164,7 +165,7 @@ def stage_phases(exp: Experiment, stage: Stage) -> list[Phase]:
     (netgen.schedule), which share the stage's iterations."""
     total = exp.fusion_max_iter if stage.fusion and exp.fusion_max_iter is not None \
         else exp.max_iter
-    lr = exp.fusion_base_lr if stage.fusion else None
+    lr = exp.fusion_base_lr if stage.fusion else _single_base_lr(exp, stage)
     schedule = exp.fusion_schedule
     if not (stage.fusion and schedule.staged):
         return [Phase(stage.variant, total, lr)]
@@ -176,6 +177,15 @@ def stage_phases(exp: Experiment, stage: Stage) -> list[Phase]:
         Phase(stage.variant, joint, None if lr is None else lr * schedule.joint_lr_factor,
               "joint"),
     ]
+
+
+def _single_base_lr(exp: Experiment, stage: Stage) -> float | None:
+    """Base lr of a single-stream stage: the generated solver's (None), or for a motion net
+    the preset's times ``exp.flow_lr_factor``."""
+    variant = get_variant(stage.variant, exp.settings)
+    if exp.flow_lr_factor == 1.0 or variant.kind != SINGLE or variant.stream != FLOW:
+        return None
+    return get_preset(exp.preset).replace(**exp.preset_changes).base_lr * exp.flow_lr_factor
 
 
 def _job(exp: Experiment, stage: Stage, phase: Phase, init: dict[str, str],

@@ -86,7 +86,8 @@ def tune(args: argparse.Namespace) -> dict:
                            "fusion_iters": args.fusion_iters, "seed": args.seed,
                            "fraction": args.fraction, "dropout": args.dropout,
                            # recorded only when set: folders made before the options stay valid
-                           **{k: v for k, v in changes.items() if k != "dropout"}})
+                           **{k: v for k, v in changes.items() if k != "dropout"},
+                           "flow_lr_factor": args.flow_lr_factor})
         imagenet = miniature.prepare(mini, pre, out / "source", args.pretrain_cache,
                                      args.workers, args.gpu, args.backend, changes)
         try:
@@ -97,7 +98,8 @@ def tune(args: argparse.Namespace) -> dict:
             raise ValueError(str(exc)) from None
         common = dict(dataset="synthetic", data_root=data, num_classes=mini.classes,
                       preset="small", backend=args.backend, gpu=args.gpu, seed=args.seed,
-                      max_iter=args.max_iter, imagenet=imagenet, preset_changes=changes)
+                      max_iter=args.max_iter, imagenet=imagenet, preset_changes=changes,
+                      flow_lr_factor=args.flow_lr_factor)
         towers = Experiment(out=out / "towers", methods=tuple(TOWER_OF.values()),
                             **common)  # type: ignore[arg-type]
         log("towers: the single-stream stages on the carved training videos")

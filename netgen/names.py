@@ -15,8 +15,9 @@ from pathlib import Path
 from netgen import paper
 
 # --- streams and their inputs ------------------------------------------------------------------
-#: The two streams (the data layers call them modalities).
-STREAMS: tuple[str, ...] = ("rgb", "flow")
+#: The two streams (the data layers call them modalities): appearance and motion.
+RGB, FLOW = "rgb", "flow"
+STREAMS: tuple[str, ...] = (RGB, FLOW)
 #: Images one network input stacks: one frame, or FLOW_STACK flow fields (each an x and a y
 #: image).
 STACK: dict[str, int] = {"rgb": 1, "flow": paper.FLOW_STACK}

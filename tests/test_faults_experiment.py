@@ -274,3 +274,27 @@ def test_a_pretraining_in_progress_stops_a_second_one_naming_the_holder(tmp_path
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_demo_folder_made_at_another_flow_lr_factor_refuses_the_default(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = argparse.Namespace(
+        classes=4, clips_per_class=2, test_clips=1, frames=8, flow="tvl1-fast",
+        pretrain_iters=0, pretrain_clips=2, pretrain_design="textures", dropout=0.0, seed=0,
+        max_iter=500, fusion_iters=100, fusion_lr=None, fusion_schedule="staged",
+        flow_lr_factor=5.0)
+    with FolderLock(out, "demo"):
+        pipeline.claim_output(out, demo.demo_settings(args))
+    rc = demo.main(["--out", str(out), *_demo_args(4)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err == (f"demo: error: {out}: made with other settings (flow_lr_factor: "
+                               "5.0 before, 1.0 now); use another --out, or delete it to start "
+                               "over")
+
+
+def test_a_bad_flow_lr_factor_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        demo.main(["--flow-lr-factor", "0", *_demo_args(4)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2
+    assert err[-1].endswith("--flow-lr-factor must be more than 0, got 0.0")

@@ -14,8 +14,9 @@ from netgen.schedule import JOINT, FusionSchedule
 
 
 def _exp(**kw) -> Experiment:
+    kw.setdefault("methods", ("CO2FI+ASYN (Δ = 5)",))
     return Experiment(dataset="synthetic", data_root=Path("/d"), num_classes=12, out=Path("/o"),
-                      methods=("CO2FI+ASYN (Δ = 5)",), **kw)
+                      **kw)
 
 
 def _stages(exp: Experiment):
@@ -42,3 +43,30 @@ def test_without_sizes_the_generated_solvers_decide_and_one_phase_is_the_literal
     literal = _exp(fusion_max_iter=100, fusion_schedule=FusionSchedule(JOINT))
     (only,) = stage_phases(literal, _stages(literal)["co2fi_asyn_d5_flow_centred"])
     assert (only.name, only.max_iter) == ("co2fi_asyn_d5_flow_centred", 100)
+
+
+def test_the_flow_lr_factor_scales_the_single_stream_motion_nets_only():
+    from netgen.presets import get_preset
+
+    exp = _exp(methods=("CO2FI+ASYN (Δ = 5)", "Two-stream baseline"), flow_lr_factor=5.0,
+               preset_changes={"base_lr": 2e-3})
+    stages = _stages(exp)
+    lrs = {v: [p.base_lr for p in stage_phases(exp, s)] for v, s in stages.items()}
+    assert get_preset("small").base_lr != 2e-3  # the experiment's preset change is what counts
+    assert lrs["co2fi_flow"] == [pytest.approx(1e-2)]
+    assert lrs["baseline_flow"] == [pytest.approx(1e-2)]
+    # appearance nets, the groupers and the fusion stages keep their generated solvers' rate
+    assert lrs["co2fi_rgb"] == lrs["baseline_rgb"] == lrs["grouper_flow"] == [None]
+    assert lrs["co2fi_asyn_d5_flow_centred"] == [None, None]
+    plain = _exp(methods=exp.methods)
+    assert all(p.base_lr is None for s in _stages(plain).values()
+               for p in stage_phases(plain, s))
+
+
+def test_the_flow_lr_factor_is_in_the_fingerprint():
+    from co2fi_tools.experiment import experiment_settings
+
+    assert experiment_settings(_exp())["flow_lr_factor"] == 1.0
+    assert experiment_settings(_exp(flow_lr_factor=5.0))["flow_lr_factor"] == 5.0
+    with pytest.raises(ValueError, match="flow lr factor"):
+        _exp(flow_lr_factor=0.0)
