@@ -294,6 +294,8 @@ def header(argv: list[str] | None, args: argparse.Namespace, mini: miniature.Min
             f"single-stream stages {args.max_iter} iterations"
             + (f" (motion nets at {args.flow_lr_factor:g}x the learning rate)"
                if args.flow_lr_factor != 1.0 else "")
+            + (f", rate ÷10 after {args.lr_step_fraction:g} of them" if args.lr_step_fraction
+               else "")
             + f", fusion {args.fusion_iters}"
             + (f" at learning rate {args.fusion_lr:g}" if args.fusion_lr is not None else "")
             + ", "
@@ -374,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                                  max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
                                  fusion_base_lr=args.fusion_lr,
                                  flow_lr_factor=args.flow_lr_factor,
+                                 lr_step_fraction=miniature.lr_step_fraction(args),
                                  fusion_schedule=miniature.fusion_schedule(args),
                                  imagenet=imagenet, preset_changes=changes,
                                  test_periods=args.test_periods,

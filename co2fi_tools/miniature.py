@@ -29,6 +29,10 @@ MINIATURE_DROPOUT = 0.0
 #: Factor on the single-stream motion nets' learning rate (Experiment.flow_lr_factor; decided
 #: on the validation split: docs/MINIATURE.md, "the motion nets' learning rate").
 MINIATURE_FLOW_LR_FACTOR = 1.0
+#: Where a single-stream stage's or grouper's rate drops tenfold, as a fraction of its
+#: iterations (Experiment.lr_step_fraction; decided on the validation split: docs/MINIATURE.md,
+#: "the motion nets' learning rate").
+MINIATURE_LR_STEP_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="factor on the base learning rate of the single-stream motion nets "
                          "(default %(default)s; TSN trains flow at 5x RGB's rate; "
                          "docs/REPRODUCTION.md, \"learning rate of the motion nets\")")
+    ap.add_argument("--lr-step-fraction", type=float, default=MINIATURE_LR_STEP_FRACTION,
+                    help="where the learning rate of every single-stream stage and grouper "
+                         "drops tenfold, as a fraction of its iterations (default %(default)s; "
+                         "0: the small preset's step at 1000, which stages of 1000 iterations "
+                         "or fewer never reach; docs/MINIATURE.md)")
     ap.add_argument("--fusion-schedule", choices=SCHEDULES, default=DEFAULT_SCHEDULE.kind,
                     help="how the fusion stages train from trained towers: staged (head "
                          "warm-up with frozen towers, then joint Eq. 6 with the towers at a "
@@ -300,6 +309,8 @@ def _size_errors(args: argparse.Namespace) -> list[str]:
         errors.append(f"--clip-gradients must be 0 (none) or more, got {args.clip_gradients}")
     if not getattr(args, "flow_lr_factor", 1.0) > 0:
         errors.append(f"--flow-lr-factor must be more than 0, got {args.flow_lr_factor}")
+    if not 0 <= getattr(args, "lr_step_fraction", 0.0) <= 1:
+        errors.append(f"--lr-step-fraction must lie in [0, 1], got {args.lr_step_fraction}")
     if getattr(args, "fusion_channels", 1) < 1:
         errors.append(f"--fusion-channels must be 1 or more, got {args.fusion_channels}")
     return errors
@@ -324,6 +335,12 @@ def prepare(mini: Miniature, pre: Pretraining | None, data: Path, cache: Path, w
     if pre is None:
         return {}
     return pretrained_trunk(pre, "small", cache, workers, gpu, backend, changes)
+
+
+def lr_step_fraction(args: argparse.Namespace) -> float | None:
+    """Experiment.lr_step_fraction of ``--lr-step-fraction`` (0: None, the solver's own step;
+    a namespace without the option: the miniature's)."""
+    return getattr(args, "lr_step_fraction", MINIATURE_LR_STEP_FRACTION) or None
 
 
 def fusion_schedule(args: argparse.Namespace) -> FusionSchedule:

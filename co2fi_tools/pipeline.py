@@ -158,6 +158,8 @@ class Phase:
     max_iter: int | None
     base_lr: float | None
     label: str = ""
+    #: The solver's stepsize (None: the generated solver's).
+    lr_step: int | None = None
 
 
 def stage_phases(exp: Experiment, stage: Stage) -> list[Phase]:
@@ -167,7 +169,11 @@ def stage_phases(exp: Experiment, stage: Stage) -> list[Phase]:
         else exp.max_iter
     lr = exp.fusion_base_lr if stage.fusion else _single_base_lr(exp, stage)
     schedule = exp.fusion_schedule
-    if not (stage.fusion and schedule.staged):
+    if not stage.fusion:
+        step = (None if exp.lr_step_fraction is None or total is None
+                else max(1, round(total * exp.lr_step_fraction)))
+        return [Phase(stage.variant, total, lr, lr_step=step)]
+    if not schedule.staged:
         return [Phase(stage.variant, total, lr)]
     warm, joint = schedule.split_iterations(total) if total is not None else (None, None)
     return [
@@ -200,6 +206,7 @@ def _job(exp: Experiment, stage: Stage, phase: Phase, init: dict[str, str],
         num_classes=exp.num_classes,
         max_iter=phase.max_iter,
         base_lr=phase.base_lr,
+        lr_step=phase.lr_step,
         seed=exp.seed,
         init=init,
         weights=weights,

@@ -70,3 +70,18 @@ def test_the_flow_lr_factor_is_in_the_fingerprint():
     assert experiment_settings(_exp(flow_lr_factor=5.0))["flow_lr_factor"] == 5.0
     with pytest.raises(ValueError, match="flow lr factor"):
         _exp(flow_lr_factor=0.0)
+
+
+def test_the_lr_step_fraction_anneals_single_stream_stages_and_groupers_within_their_iterations():
+    exp = _exp(methods=("CO2FI+ASYN (Δ = 5)", "Two-stream baseline"), max_iter=1000,
+               fusion_max_iter=200, lr_step_fraction=0.5)
+    steps = {v: [p.lr_step for p in stage_phases(exp, s)] for v, s in _stages(exp).items()}
+    assert steps["baseline_rgb"] == steps["co2fi_flow"] == steps["grouper_flow"] == [500]
+    # the fusion stages keep their phases' constant rate (netgen.schedule)
+    assert steps["co2fi_asyn_d5_rgb_centred"] == [None, None]
+    # without the fraction, or without iterations to take it of, the generated solver decides
+    for other in (_exp(max_iter=1000), _exp(lr_step_fraction=0.5)):
+        assert all(p.lr_step is None for s in _stages(other).values()
+                   for p in stage_phases(other, s))
+    with pytest.raises(ValueError, match="lr step fraction"):
+        _exp(lr_step_fraction=1.5)

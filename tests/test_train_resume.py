@@ -667,3 +667,18 @@ def test_base_lr_reaches_the_solver_and_the_fingerprint(tmp_path: Path, solver: 
     # a rerun with another rate is refused, naming it
     with pytest.raises(driver.TrainingError, match=r"base_lr: 0.0003 -> 0.001\)"):
         train(_job(tmp_path, base_lr=1e-3), run)
+
+
+def test_lr_step_reaches_the_solver_and_the_fingerprint(tmp_path: Path, solver: FakeSolver,
+                                                        capsys) -> None:
+    from caffe.proto import caffe_pb2
+
+    from co2fi_tools.training.train import read_prototxt
+
+    run = tmp_path / "run"
+    train(_job(tmp_path, lr_step=500), run)
+    written = read_prototxt(run / "solver.prototxt", caffe_pb2.SolverParameter())
+    assert written.stepsize == 500
+    assert "lr_step" not in driver.settings_fingerprint(_job(tmp_path))
+    with pytest.raises(driver.TrainingError, match=r"lr_step: 500 -> 250\)"):
+        train(_job(tmp_path, lr_step=250), run)

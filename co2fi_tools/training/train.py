@@ -75,6 +75,9 @@ class TrainJob:
     max_iter: int | None = None
     #: The solver's base learning rate (None: the generated solver's).
     base_lr: float | None = None
+    #: The solver's stepsize, iterations between the rate's drops (None: the generated
+    #: solver's).
+    lr_step: int | None = None
     snapshot: int | None = None
     seed: int = 0
     #: Source key -> caffemodel (co2fi_tools.weights.stage_weights).
@@ -307,6 +310,8 @@ def write_solver(job: TrainJob, run: Run, gpu: int) -> int:
         solver.max_iter = job.max_iter
     if job.base_lr is not None:
         solver.base_lr = job.base_lr
+    if job.lr_step is not None:
+        solver.stepsize = job.lr_step
     if job.snapshot is not None:
         solver.snapshot = job.snapshot
     solver.random_seed = job.seed
@@ -377,6 +382,7 @@ def settings_fingerprint(job: TrainJob) -> dict:
             "init": {k: stamp(v) for k, v in sorted(job.init.items())}, "meta": job.meta,
             # recorded only when set, so runs made before the option keep their fingerprint
             **({"base_lr": job.base_lr} if job.base_lr is not None else {}),
+            **({"lr_step": job.lr_step} if job.lr_step is not None else {}),
             **({"data_offset": job.data_offset} if job.data_offset else {}),
             # Until 2026-12-07 every run's data layers drew with seed 0 whatever its seed.
             **({"data_seed": job.seed} if job.seed else {}),
