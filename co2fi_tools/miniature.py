@@ -27,11 +27,11 @@ from netgen.schedule import DEFAULT_SCHEDULE, SCHEDULES, FusionSchedule
 #: docs/benchmarks/claims-cpu.md).
 MINIATURE_DROPOUT = 0.0
 #: Factor on the single-stream motion nets' learning rate (Experiment.flow_lr_factor; decided
-#: on the validation split: docs/MINIATURE.md, "the motion nets' learning rate").
+#: on the validation split: docs/MINIATURE.md, "the single-stream stages' learning rate").
 MINIATURE_FLOW_LR_FACTOR = 1.0
 #: Where a single-stream stage's or grouper's rate drops tenfold, as a fraction of its
 #: iterations (Experiment.lr_step_fraction; decided on the validation split: docs/MINIATURE.md,
-#: "the motion nets' learning rate").
+#: "the single-stream stages' learning rate").
 MINIATURE_LR_STEP_FRACTION = 0.5
 
 
