@@ -31,10 +31,6 @@ from co2fi_tools.stages import DEMO_METHODS, METHODS
 #: Iterations of the demo's single-stream and fusion stages (`make claims`: 1000 and 200).
 DEMO_ITERS = 500
 DEMO_FUSION_ITERS = 100
-#: The demo's --lr-step-fraction: 0, a constant rate. Halving it half-way through the demo's
-#: 500 iterations cost CO2FI-complete 7-15 points on the validation split (docs/MINIATURE.md,
-#: "the single-stream stages' learning rate"); `make claims` (1000 iterations) halves it.
-DEMO_LR_STEP_FRACTION = 0.0
 DEMO_REMEDY = "use another --out, or delete it to start over"
 
 
@@ -51,7 +47,7 @@ def demo_settings(args: argparse.Namespace) -> dict:
             "fusion_max_iter": args.fusion_iters, "preset": "small",
             **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {}),
             "flow_lr_factor": getattr(args, "flow_lr_factor", miniature.MINIATURE_FLOW_LR_FACTOR),
-            "lr_step_fraction": getattr(args, "lr_step_fraction", DEMO_LR_STEP_FRACTION) or None,
+            "lr_step_fraction": miniature.lr_step_fraction(args),
             "fusion_schedule": asdict(miniature.fusion_schedule(args))}
 
 
@@ -69,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
                          "when that is given and smaller)")
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     miniature.add_arguments(ap)
-    ap.set_defaults(lr_step_fraction=DEMO_LR_STEP_FRACTION)
     args = ap.parse_args(argv)
     miniature.resolve_sizes(args, DEMO_ITERS, DEMO_FUSION_ITERS, ap=ap)
 

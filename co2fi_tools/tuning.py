@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from co2fi_tools import miniature
-from co2fi_tools.demo import DEMO_FUSION_ITERS, DEMO_ITERS, DEMO_LR_STEP_FRACTION
+from co2fi_tools.demo import DEMO_FUSION_ITERS, DEMO_ITERS
 from co2fi_tools.evaluation.evaluate import evaluate_methods, method_correct
 from co2fi_tools.evaluation.paired import paired_difference
 from co2fi_tools.pipeline import (
@@ -184,9 +184,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of each class's training videos held out (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     miniature.add_arguments(ap)
-    # the demo's budget by default, and its schedule (`make claims`' budget: --max-iter 1000
-    # --fusion-iters 200 --lr-step-fraction 0.5)
-    ap.set_defaults(lr_step_fraction=DEMO_LR_STEP_FRACTION)
     args = ap.parse_args(argv)
     if not 0 < args.fraction < 1:
         ap.error(f"--fraction must lie in (0, 1), not {args.fraction}")

@@ -71,7 +71,7 @@ def test_stages_scores_and_plots_are_written(demo_run: Path) -> None:
         assert (runs / stage / "final.caffemodel").exists(), stage
         assert "co2fi: initial weights" in (runs / stage / "train.log").read_text() or \
             stage.startswith(("grouper", "baseline"))
-    # the demo trains at a constant rate (DEMO_LR_STEP_FRACTION; `make claims` anneals)
+    # the demo trains at a constant rate (--lr-step-fraction 0: the generated solver's step)
     assert "stepsize: 1000\n" in (runs / "baseline_rgb" / "solver.prototxt").read_text()
     grouper_list = json.loads((runs / "grouper_rgb" / "config.json").read_text())
     assert grouper_list["train_list_tag"] == "frac8"
