@@ -46,8 +46,7 @@ def demo_settings(args: argparse.Namespace) -> dict:
             **miniature.flag_sizes(args),
             "fusion_max_iter": args.fusion_iters, "preset": "small",
             **({"fusion_base_lr": args.fusion_lr} if args.fusion_lr is not None else {}),
-            "flow_lr_factor": getattr(args, "flow_lr_factor", miniature.MINIATURE_FLOW_LR_FACTOR),
-            "lr_step_fraction": miniature.lr_step_fraction(args),
+            **miniature.stage_rates(args),
             "fusion_schedule": asdict(miniature.fusion_schedule(args))}
 
 
@@ -87,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                              backend=args.backend, gpu=args.gpu, seed=args.seed,
                              max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
                              fusion_base_lr=args.fusion_lr,
-                             flow_lr_factor=args.flow_lr_factor,
-                             lr_step_fraction=miniature.lr_step_fraction(args),
+                             **miniature.stage_rates(args),
                              fusion_schedule=miniature.fusion_schedule(args),
                              imagenet=imagenet, preset_changes=changes,
                              class_names=list(read_class_index(data / "splits" /

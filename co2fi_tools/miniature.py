@@ -339,10 +339,13 @@ def prepare(mini: Miniature, pre: Pretraining | None, data: Path, cache: Path, w
     return pretrained_trunk(pre, "small", cache, workers, gpu, backend, changes)
 
 
-def lr_step_fraction(args: argparse.Namespace) -> float | None:
-    """Experiment.lr_step_fraction of ``--lr-step-fraction`` (0: None, the solver's own step;
-    a namespace without the option: the miniature's)."""
-    return getattr(args, "lr_step_fraction", MINIATURE_LR_STEP_FRACTION) or None
+def stage_rates(args: argparse.Namespace) -> dict:
+    """The Experiment fields of ``--flow-lr-factor`` and ``--lr-step-fraction`` (0: None, the
+    solver's own step); a namespace without an option has the miniature's. The tools pass them
+    to their Experiment and record them with their folder's settings."""
+    return {"flow_lr_factor": getattr(args, "flow_lr_factor", MINIATURE_FLOW_LR_FACTOR),
+            "lr_step_fraction": getattr(args, "lr_step_fraction",
+                                        MINIATURE_LR_STEP_FRACTION) or None}
 
 
 def fusion_schedule(args: argparse.Namespace) -> FusionSchedule:

@@ -87,8 +87,7 @@ def tune(args: argparse.Namespace) -> dict:
                            "fraction": args.fraction, "dropout": args.dropout,
                            # recorded only when set: folders made before the options stay valid
                            **{k: v for k, v in changes.items() if k != "dropout"},
-                           "flow_lr_factor": args.flow_lr_factor,
-                           "lr_step_fraction": miniature.lr_step_fraction(args)})
+                           **miniature.stage_rates(args)})
         imagenet = miniature.prepare(mini, pre, out / "source", args.pretrain_cache,
                                      args.workers, args.gpu, args.backend, changes)
         try:
@@ -100,8 +99,7 @@ def tune(args: argparse.Namespace) -> dict:
         common = dict(dataset="synthetic", data_root=data, num_classes=mini.classes,
                       preset="small", backend=args.backend, gpu=args.gpu, seed=args.seed,
                       max_iter=args.max_iter, imagenet=imagenet, preset_changes=changes,
-                      flow_lr_factor=args.flow_lr_factor,
-                      lr_step_fraction=miniature.lr_step_fraction(args))
+                      **miniature.stage_rates(args))
         towers = Experiment(out=out / "towers", methods=tuple(TOWER_OF.values()),
                             **common)  # type: ignore[arg-type]
         log("towers: the single-stream stages on the carved training videos")
