@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from co2fi_tools import miniature
+from co2fi_tools.cpu_threads import usable_cores
 from co2fi_tools.evaluation.paired import LEVEL, PairedDifference, paired_difference
+from co2fi_tools.parallel import run_side_by_side
 from co2fi_tools.pipeline import Experiment, log, run_experiment
 from data_prep.lists import list_path
 
@@ -69,6 +71,11 @@ CLAIMS_TEST_PERIODS = 4
 #: The standard error a claim's paired difference should not exceed for the miniature to
 #: decide it (issue 19: the paper's effects are 1-3 points).
 MAX_CLAIM_SE = 0.03
+
+
+def default_jobs() -> int:
+    """Seeds side by side by default: one a usable core (the BLAS then runs one thread each)."""
+    return usable_cores()
 
 
 # ------------------------------------------------------------------ summary and verdicts
@@ -334,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fusion-iters", type=int,
                     help=f"iterations of each fusion stage (default {CLAIMS_FUSION_ITERS}, or "
                          "--max-iter when that is given and smaller)")
+    ap.add_argument("--jobs", type=int, default=default_jobs(),
+                    help="seeds trained side by side, each in its own process with "
+                         "--blas-threads threads (default %(default)s: the usable cores, 1 on "
+                         "a GPU; docs/benchmarks/claims-cpu.md)")
     ap.add_argument("--test-periods", type=int, default=CLAIMS_TEST_PERIODS,
                     help="periods scored a test video (default %(default)s; Sec. 6.1 scores "
                          "12: docs/MINIATURE.md)")
@@ -345,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seeds must be >= 1")
     if args.test_periods < 1:
         ap.error("--test-periods must be >= 1")
+    if args.jobs < 1:
+        ap.error(f"--jobs must be 1 or more, got {args.jobs}")
+    if args.gpu >= 0 and args.jobs > 1:
+        args.jobs = 1  # one GPU: the seeds would only queue for it
     from co2fi_tools.pipeline import claim_output
     from co2fi_tools.safe_io import FolderLock, error_line
     from co2fi_tools.stages import METHODS
@@ -368,21 +383,33 @@ def main(argv: list[str] | None = None) -> int:
             def head() -> str:
                 return header(argv, args, mini, imagenet, start)
 
-            for s, folder in enumerate(seed_dirs):
-                log(f"seed {s + 1}/{args.seeds}: {len(methods)} rows -> {folder}")
-                exp = Experiment(dataset="synthetic", data_root=data, num_classes=mini.classes,
-                                 out=folder, preset="small", methods=methods,
-                                 backend=args.backend, gpu=args.gpu, seed=s,
-                                 max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
-                                 fusion_base_lr=args.fusion_lr,
-                                 **miniature.stage_rates(args),
-                                 fusion_schedule=miniature.fusion_schedule(args),
-                                 imagenet=imagenet, preset_changes=changes,
-                                 test_periods=args.test_periods,
-                                 class_names=list(read_class_index(data / "splits" /
-                                                                   "classInd.txt")))
-                run_experiment(exp)
-                write_summary(out, seed_dirs, data, head())
+            experiments = [
+                Experiment(dataset="synthetic", data_root=data, num_classes=mini.classes,
+                           out=folder, preset="small", methods=methods,
+                           backend=args.backend, gpu=args.gpu, seed=s,
+                           max_iter=args.max_iter, fusion_max_iter=args.fusion_iters,
+                           fusion_base_lr=args.fusion_lr,
+                           **miniature.stage_rates(args),
+                           fusion_schedule=miniature.fusion_schedule(args),
+                           imagenet=imagenet, preset_changes=changes,
+                           test_periods=args.test_periods,
+                           class_names=list(read_class_index(data / "splits" /
+                                                             "classInd.txt")))
+                for s, folder in enumerate(seed_dirs)]
+            jobs = min(args.jobs, len(experiments))
+            log(f"{len(experiments)} seeds, {jobs} at a time, {len(methods)} rows each -> "
+                f"{out}/seed*")
+            if jobs == 1:
+                for s, exp in enumerate(experiments):
+                    log(f"seed {s + 1}/{args.seeds}: {len(methods)} rows -> {exp.out}")
+                    run_experiment(exp)
+                    write_summary(out, seed_dirs, data, head())
+            else:
+                def seed_done(s: int) -> None:
+                    log(f"seed {s} done: {seed_dirs[s]}")
+                    write_summary(out, seed_dirs, data, head())
+
+                run_side_by_side(experiments, jobs, on_done=seed_done)
             return write_summary(out, seed_dirs, data, head())
 
     try:

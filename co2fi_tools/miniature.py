@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from co2fi_tools.cpu_threads import BLAS_THREADS_VARIABLE, MINIATURE_BLAS_THREADS, set_blas_threads
 from co2fi_tools.pipeline import Experiment, generate_nets, log, train_stages
 from co2fi_tools.safe_io import FolderLock, atomic_write_bytes, atomic_write_text, check_space
 from co2fi_tools.stages import Stage
@@ -267,6 +268,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--gpu", type=int, default=-1, help="GPU id (default -1: the CPU)")
     ap.add_argument("--backend", default="pycaffe", choices=["pycaffe", "tool"])
     ap.add_argument("--workers", type=int, default=2, help="extraction processes")
+    ap.add_argument("--blas-threads", type=int,
+                    help=f"threads of the BLAS under CPU Caffe (default {MINIATURE_BLAS_THREADS}, "
+                         f"or ${BLAS_THREADS_VARIABLE} when set; 0: OpenBLAS's own, one a core; "
+                         "docs/benchmarks/nets-cpu.md, \"BLAS threads\")")
 
 
 def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
@@ -276,7 +281,8 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
     """Fill the sizes left unset (in place): the run's own defaults, and the fusion stages and
     the pretraining scaled down with a run the user made smaller (``--max-iter 3`` trains
     every stage, the pretraining included, at most 3 iterations). ``ap``: where a size that
-    cannot be (a test split, a negative clip, no fusion map) is said (one line, exit 2)."""
+    cannot be (a test split, a negative clip, no fusion map) is said (one line, exit 2).
+    The BLAS threads of ``--blas-threads`` are set here too, for this process and its children."""
     given_iters, given_clips = args.max_iter, args.clips_per_class
     if args.max_iter is None:
         args.max_iter = default_max_iter
@@ -292,6 +298,8 @@ def resolve_sizes(args: argparse.Namespace, default_max_iter: int,
         if ap is None:
             raise ValueError(message)
         ap.error(message)
+    # before any Caffe loads: OpenBLAS reads its thread count once (co2fi_tools.cpu_threads)
+    set_blas_threads(getattr(args, "blas_threads", None))
     if args.pretrain_iters is None:
         args.pretrain_iters = (Pretraining.iters if given_iters is None
                                else min(Pretraining.iters, given_iters))
@@ -315,6 +323,8 @@ def _size_errors(args: argparse.Namespace) -> list[str]:
         errors.append(f"--lr-step-fraction must lie in [0, 1], got {args.lr_step_fraction}")
     if getattr(args, "fusion_channels", 1) < 1:
         errors.append(f"--fusion-channels must be 1 or more, got {args.fusion_channels}")
+    if (getattr(args, "blas_threads", None) or 0) < 0:
+        errors.append(f"--blas-threads must be 0 (OpenBLAS's own) or more, got {args.blas_threads}")
     return errors
 
 

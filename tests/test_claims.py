@@ -91,7 +91,9 @@ def test_paired_claims_come_from_each_seeds_score_files(tmp_path: Path) -> None:
 def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
     out, cache = tmp_path / "claims", tmp_path / "cache"
     methods = ["Two-stream baseline", "CO2FI-complete", "Baseline+ASYN (Δ = 5)"]
-    args = ["--out", str(out), "--seeds", "1", "--classes", "6", "--clips-per-class", "4",
+    # two seeds side by side (--jobs 2): each in its own process, folder and lock
+    args = ["--out", str(out), "--seeds", "2", "--jobs", "2", "--classes", "6",
+            "--clips-per-class", "4",
             "--test-clips", "2", "--test-periods", "2", "--frames", "40", "--flow", "farneback",
             "--max-iter", "3", "--fusion-iters", "2",
             "--pretrain-iters", "3", "--pretrain-clips", "2", "--pretrain-cache", str(cache),
@@ -101,14 +103,15 @@ def test_claims_tiny_end_to_end(tmp_path: Path) -> None:
                           env=env, capture_output=True, text=True, timeout=3000)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "claims.json").read_text())
-    got = {(r["method"], r["stream"]): len(r["mca"]) for r in summary["rows"]}
-    assert got[("CO2FI-complete", "motion")] == 1
-    assert got[("Baseline+ASYN (Δ = 5)", "two-stream")] == 1
+    got = {(r["method"], r["stream"]): r["seeds"] for r in summary["rows"]}
+    assert got[("CO2FI-complete", "motion")] == ["seed0", "seed1"]
+    assert got[("Baseline+ASYN (Δ = 5)", "two-stream")] == ["seed0", "seed1"]
+    assert "2 seeds, 2 at a time" in done.stdout
     verdicts = {c["claim"]: c["verdict"] for c in summary["claims"]}
     assert verdicts["co2fi>baseline"] in {"held", "not held", "within noise"}
     assert verdicts["asyn5>baseline"] in {"held", "not held", "within noise"}
     assert verdicts["asyn5>asyn1"] == "not run"
-    assert "| CO2FI-complete | 1 |" in (out / "claims.md").read_text()
+    assert "| CO2FI-complete | 2 |" in (out / "claims.md").read_text()
     assert "## Two-stream accuracy by class kind" in (out / "claims.md").read_text()
     assert set(summary["class_kinds"]) == set(methods)
     # The cached trunk started the baseline streams (flow: cross-modality) and the groupers.
