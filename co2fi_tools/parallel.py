@@ -19,6 +19,8 @@ from co2fi_tools.safe_io import error_line
 
 #: Seconds between looks at the children while none has reported.
 _POLL_S = 2.0
+#: Seconds the children have to stop on a Ctrl-C of their own before they are asked.
+_OWN_STOP_S = 10.0
 #: Seconds a stopped child has to snapshot and exit before it is killed.
 _STOP_GRACE_S = 120.0
 
@@ -60,6 +62,10 @@ def run_side_by_side(experiments: Sequence[Experiment], jobs: int,
                 index, error = _silent_death(running, experiments)
                 if index is None:
                     continue
+                try:  # a child that has just ended may have its report still on the way
+                    index, error = reports.get(timeout=_POLL_S)
+                except queue.Empty:
+                    pass
             running.pop(index).join()
             if error is not None:
                 pending.clear()
@@ -67,8 +73,9 @@ def run_side_by_side(experiments: Sequence[Experiment], jobs: int,
                 raise RuntimeError(error)
             on_done(index)
     except KeyboardInterrupt:
-        # the terminal sent SIGINT to the children too; let them snapshot
-        _stop(running, signal_them=False)
+        # Ctrl-C reached the children too (one process group): they snapshot and end; a SIGINT
+        # sent to this process alone is passed on to those still running after a while
+        _stop(running, first_wait_s=_OWN_STOP_S)
         raise
 
 
@@ -83,10 +90,13 @@ def _silent_death(running: dict, experiments: Sequence[Experiment]
     return None, None
 
 
-def _stop(running: dict, signal_them: bool = True) -> None:
-    """Ask the running children to stop (SIGINT: they snapshot) and wait for them."""
+def _stop(running: dict, first_wait_s: float = 0.0) -> None:
+    """Ask the running children to stop (SIGINT: they snapshot) and wait for them; with
+    ``first_wait_s``, give them that long to stop on their own first."""
     for child in running.values():
-        if signal_them and child.is_alive() and child.pid is not None:
+        child.join(first_wait_s)
+    for child in running.values():
+        if child.is_alive() and child.pid is not None:
             try:
                 os.kill(child.pid, signal.SIGINT)
             except ProcessLookupError:
