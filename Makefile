@@ -14,7 +14,7 @@ VENV_STAMP := $(VENV)/.co2fi-$(REQ_HASH)
 demo: caffe                        ## the main job: synthetic data -> training -> evaluation -> tables
 	$(PY) tools/demo.py $(DEMO_ARGS)
 
-claims: caffe                      ## Tables 1-2 in miniature, 4 seeds, claims marked (docs/MINIATURE.md; hours)
+claims: caffe                      ## Tables 1-2 in miniature, 9 seeds two at a time, claims marked (docs/MINIATURE.md; hours)
 	$(PY) tools/claims.py $(CLAIMS_ARGS)
 
 soak: caffe                        ## fault-injection soak of a small demo (kills, full disk; root; ~10 min; not in CI)
