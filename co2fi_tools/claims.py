@@ -71,7 +71,8 @@ CLAIMS_TEST_PERIODS = 4
 #: Training seeds, two side by side (--jobs): the run of docs/benchmarks/claims-cpu.md, whose
 #: largest paired standard error is 2.9 points (3.2 with its first 8 seeds); projected from its
 #: pairs of seeds (27.3-27.8 min each on 2 cores) about 10.5 (data, trunk) + 5 x 27.5 = 148 min
-#: from scratch: inside the 2.5-hour budget, with almost nothing to spare. 4 until 2026-12-08 (one seed at a time).
+#: from scratch: inside the 2.5-hour budget, with almost nothing to spare. 4 until 2026-12-08
+#: (one seed at a time).
 CLAIMS_SEEDS = 9
 #: The standard error a claim's paired difference should not exceed for the miniature to
 #: decide it (issue 19: the paper's effects are 1-3 points).
