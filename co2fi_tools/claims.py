@@ -79,11 +79,6 @@ CLAIMS_SEEDS = 9
 MAX_CLAIM_SE = 0.03
 
 
-def default_jobs() -> int:
-    """Seeds side by side by default: one a usable core (the BLAS then runs one thread each)."""
-    return usable_cores()
-
-
 # ------------------------------------------------------------------ summary and verdicts
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
@@ -347,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fusion-iters", type=int,
                     help=f"iterations of each fusion stage (default {CLAIMS_FUSION_ITERS}, or "
                          "--max-iter when that is given and smaller)")
-    ap.add_argument("--jobs", type=int, default=default_jobs(),
+    ap.add_argument("--jobs", type=int, default=usable_cores(),
                     help="seeds trained side by side, each in its own process with "
                          "--blas-threads threads (default %(default)s: the usable cores, 1 on "
                          "a GPU; docs/benchmarks/claims-cpu.md)")
